@@ -1,0 +1,69 @@
+"""The ``boom`` command. Each subcommand lives in its own module of this package.
+
+Subcommands are imported lazily so ``boom tasks`` does not pay for torch, and a missing
+optional dependency only breaks the command that needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from boom_control import __version__
+from boom_control.logs import setup_logging
+
+# command name -> "module:attribute" of a click command
+COMMANDS = {
+    "tasks": "boom_control.cli.tasks:tasks",
+    "train": "boom_control.cli.train:train",
+    "eval": "boom_control.cli.train:evaluate",
+    "plot": "boom_control.cli.train:plot",
+    "sim": "boom_control.cli.sim:sim",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as err:
+            raise click.ClickException(f"`boom {cmd_name}` is unavailable: {err}") from None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="boom")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+def cli(verbose: int, quiet: bool) -> None:
+    """boom-control: train BOOM controllers, export them, simulate and run them at 50 Hz."""
+    setup_logging(-1 if quiet else verbose)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point; known user errors print one line instead of a traceback."""
+    from boom_control.config import ConfigError
+    from boom_control.device import DeviceError
+    from boom_control.envs.base import TaskError
+
+    try:
+        cli.main(args=argv, prog_name="boom", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except (ConfigError, DeviceError, TaskError) as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)

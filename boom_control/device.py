@@ -1,0 +1,43 @@
+"""Device selection from config: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``."""
+
+from __future__ import annotations
+
+import torch
+
+
+class DeviceError(RuntimeError):
+    """The requested device is not usable on this machine."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """Map a config string to a usable :class:`torch.device`.
+
+    ``auto`` picks CUDA when a GPU is visible and the CPU otherwise. Asking for CUDA on a
+    machine without one is an error, never a silent fall-back to the CPU.
+    """
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"device={name!r} was asked for but no CUDA device is available "
+                f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}); "
+                "use device=cpu or device=auto"
+            )
+        dev = torch.device(name)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"device={name!r}: only {torch.cuda.device_count()} CUDA device(s) present"
+            )
+        return dev
+    raise DeviceError(f"unknown device {name!r}; use one of: auto, cpu, cuda, cuda:N")
+
+
+def describe_device(device: torch.device) -> str:
+    """Human-readable name of a device, for start-up banners."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"

@@ -1,0 +1,19 @@
+"""Task layer: every environment family behind one interface and one factory."""
+
+from boom_control.envs.base import ActionError, ActionMapping, Env, EnvSpec, TaskError
+from boom_control.envs.contract import ObservationContract, ObservationError, ObsField
+from boom_control.envs.registry import list_tasks, make_env, split_task_id
+
+__all__ = [
+    "ActionError",
+    "ActionMapping",
+    "Env",
+    "EnvSpec",
+    "ObsField",
+    "ObservationContract",
+    "ObservationError",
+    "TaskError",
+    "list_tasks",
+    "make_env",
+    "split_task_id",
+]
