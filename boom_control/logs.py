@@ -18,3 +18,6 @@ def setup_logging(verbosity: int = 0) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    # dm_control logs its renderer choice and MuJoCo deprecation notes through absl; they
+    # are not actionable for users, so only show them when asked for debug output.
+    logging.getLogger("absl").setLevel(logging.DEBUG if verbosity > 1 else logging.ERROR)

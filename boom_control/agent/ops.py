@@ -1,0 +1,127 @@
+"""Elementwise maths of the world model: symlog, two-hot regression targets, SimNorm.
+
+Rewards and values are regressed as categorical distributions over ``num_bins`` bins
+evenly spaced in symlog space on ``[vmin, vmax]``. A scalar ``x`` becomes the soft
+two-hot vector of ``symlog(x)``; logits are read back as
+``symexp(sum(softmax(logits) * bins))``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def symlog(x: torch.Tensor) -> torch.Tensor:
+    """``sign(x) * log(1 + |x|)``, elementwise."""
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
+def symexp(x: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`symlog`: ``sign(x) * (exp(|x|) - 1)``."""
+    return torch.sign(x) * torch.expm1(x.abs())
+
+
+def make_bins(vmin: float, vmax: float, num_bins: int, device: torch.device | None = None
+              ) -> torch.Tensor:
+    """Bin centres in symlog space, shape ``(num_bins,)``."""
+    return torch.linspace(vmin, vmax, num_bins, device=device)
+
+
+def two_hot(x: torch.Tensor, vmin: float, vmax: float, num_bins: int) -> torch.Tensor:
+    """Soft two-hot encoding of ``symlog(x)``.
+
+    Args:
+        x: values, shape ``(...)``.
+    Returns:
+        ``(..., num_bins)``; the two bins around ``symlog(x)`` (clamped to ``[vmin, vmax]``)
+        share the mass linearly, so ``sum(out * bins) == clamp(symlog(x))``.
+    """
+    bin_size = (vmax - vmin) / (num_bins - 1)
+    pos = (symlog(x).clamp(vmin, vmax) - vmin) / bin_size
+    lo = pos.floor().clamp(0, num_bins - 1)
+    frac = (pos - lo).unsqueeze(-1)
+    lo = lo.long().unsqueeze(-1)
+    hi = (lo + 1).clamp(max=num_bins - 1)
+    out = torch.zeros(*x.shape, num_bins, dtype=x.dtype, device=x.device)
+    out.scatter_(-1, lo, 1.0 - frac)
+    # At the top bin lo == hi and frac == 0, so the add keeps the mass at 1.
+    out.scatter_add_(-1, hi, frac)
+    return out
+
+
+def two_hot_inv(logits: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """Decode logits to values.
+
+    Args:
+        logits: ``(..., num_bins)``.
+        bins: ``(num_bins,)`` from :func:`make_bins`.
+    Returns:
+        ``(..., 1)`` values ``symexp(sum(softmax(logits) * bins))``.
+    """
+    return symexp((F.softmax(logits, dim=-1) * bins).sum(-1, keepdim=True))
+
+
+def soft_ce(logits: torch.Tensor, target: torch.Tensor, vmin: float, vmax: float
+            ) -> torch.Tensor:
+    """Cross-entropy between logits and the two-hot encoding of a scalar target.
+
+    Args:
+        logits: ``(..., num_bins)``.
+        target: ``(..., 1)`` or ``(...)`` scalar targets (not yet symlog-ed).
+    Returns:
+        ``(..., 1)`` per-element loss.
+    """
+    num_bins = logits.shape[-1]
+    if target.dim() == logits.dim():
+        target = target.squeeze(-1)
+    target_probs = two_hot(target, vmin, vmax, num_bins)
+    return -(target_probs * F.log_softmax(logits, dim=-1)).sum(-1, keepdim=True)
+
+
+def simnorm(x: torch.Tensor, group: int) -> torch.Tensor:
+    """Simplicial normalisation: softmax within consecutive groups of ``group`` features.
+
+    Args:
+        x: ``(..., D)`` with ``D`` a multiple of ``group``.
+    Returns:
+        ``(..., D)``; each group of ``group`` entries is non-negative and sums to 1.
+    """
+    shape = x.shape
+    return F.softmax(x.reshape(*shape[:-1], -1, group), dim=-1).reshape(shape)
+
+
+def gaussian_log_prob(eps: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """TD-MPC2's scaled Gaussian log-likelihood of standard-normal noise ``eps``.
+
+    ``A * (sum_i(-eps_i^2 / 2 - log_std_i) - 0.5 * log(2 pi))`` with ``A = eps.shape[-1]``.
+
+    Args:
+        eps, log_std: ``(..., A)``.
+    Returns:
+        ``(..., 1)``.
+    """
+    action_dim = eps.shape[-1]
+    residual = (-0.5 * eps.pow(2) - log_std).sum(-1, keepdim=True)
+    return action_dim * (residual - 0.5 * _LOG_2PI)
+
+
+def squash(mean: torch.Tensor, action: torch.Tensor, log_prob: torch.Tensor
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Tanh squashing of mean and sample with the (summed) Jacobian correction.
+
+    Args:
+        mean, action: ``(..., A)`` pre-tanh mean and sample.
+        log_prob: ``(..., 1)`` pre-tanh log-likelihood.
+    Returns:
+        ``tanh(mean)``, ``tanh(action)`` and ``log_prob - sum_i log(relu(1 - a_i^2) + 1e-6)``.
+    """
+    mean = torch.tanh(mean)
+    action = torch.tanh(action)
+    log_prob = log_prob - torch.log(F.relu(1 - action.pow(2)) + 1e-6).sum(-1, keepdim=True)
+    return mean, action, log_prob
+
