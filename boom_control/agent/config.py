@@ -27,7 +27,7 @@ class ModelConfig:
     simnorm_dim: int = 8
     """Group size of SimNorm."""
     simnorm: bool = True
-    """Apply SimNorm to encoder/dynamics outputs (off skips it, as BOOM's code does for 24<=A<=48)."""
+    """Apply SimNorm to encoder/dynamics outputs (BOOM's code skips it for 24<=A<=48)."""
     reward_layers: int = 2
     """Hidden layers of the reward head (TD-MPC2: 2, BOOM: 3)."""
     dropout: float = 0.01

@@ -26,8 +26,9 @@ def symexp(x: torch.Tensor) -> torch.Tensor:
     return torch.sign(x) * torch.expm1(x.abs())
 
 
-def make_bins(vmin: float, vmax: float, num_bins: int, device: torch.device | None = None
-              ) -> torch.Tensor:
+def make_bins(
+    vmin: float, vmax: float, num_bins: int, device: torch.device | None = None
+) -> torch.Tensor:
     """Bin centres in symlog space, shape ``(num_bins,)``."""
     return torch.linspace(vmin, vmax, num_bins, device=device)
 
@@ -66,8 +67,7 @@ def two_hot_inv(logits: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
     return symexp((F.softmax(logits, dim=-1) * bins).sum(-1, keepdim=True))
 
 
-def soft_ce(logits: torch.Tensor, target: torch.Tensor, vmin: float, vmax: float
-            ) -> torch.Tensor:
+def soft_ce(logits: torch.Tensor, target: torch.Tensor, vmin: float, vmax: float) -> torch.Tensor:
     """Cross-entropy between logits and the two-hot encoding of a scalar target.
 
     Args:
@@ -110,8 +110,9 @@ def gaussian_log_prob(eps: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
     return action_dim * (residual - 0.5 * _LOG_2PI)
 
 
-def squash(mean: torch.Tensor, action: torch.Tensor, log_prob: torch.Tensor
-           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def squash(
+    mean: torch.Tensor, action: torch.Tensor, log_prob: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Tanh squashing of mean and sample with the (summed) Jacobian correction.
 
     Args:
@@ -124,4 +125,3 @@ def squash(mean: torch.Tensor, action: torch.Tensor, log_prob: torch.Tensor
     action = torch.tanh(action)
     log_prob = log_prob - torch.log(F.relu(1 - action.pow(2)) + 1e-6).sum(-1, keepdim=True)
     return mean, action, log_prob
-
