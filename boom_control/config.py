@@ -140,8 +140,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
         return dacite.from_dict(cls, _coerce(data, cls), config=dacite.Config(strict=True))
     except dacite.WrongTypeError as err:
         raise ConfigError(
-            f"config key {err.field_path!r} must be {_type_name(err.field_type)}, "
-            f"got {err.value!r}"
+            f"config key {err.field_path!r} must be {_type_name(err.field_type)}, got {err.value!r}"
         ) from None
     except (dacite.DaciteError, TypeError) as err:
         raise ConfigError(str(err)) from None

@@ -14,7 +14,10 @@ from boom_control.envs.registry import FAMILIES
 
 @click.command()
 @click.option(
-    "--family", "families", multiple=True, type=click.Choice([f for f in FAMILIES if f != "zmq"]),
+    "--family",
+    "families",
+    multiple=True,
+    type=click.Choice([f for f in FAMILIES if f != "zmq"]),
     help="Only these task families (repeatable). Default: all.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per task.")

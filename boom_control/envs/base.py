@@ -44,8 +44,12 @@ class ActionMapping:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "names": list(self.names), "scale": list(self.scale),
-            "offset": list(self.offset), "kp": list(self.kp), "kd": list(self.kd),
+            "kind": self.kind,
+            "names": list(self.names),
+            "scale": list(self.scale),
+            "offset": list(self.offset),
+            "kp": list(self.kp),
+            "kd": list(self.kd),
         }
 
 

@@ -46,8 +46,10 @@ class ObsField:
         if self.size <= 0:
             raise ValueError(f"field {self.key!r}: size must be positive, got {self.size}")
         if not self.names:
-            names = (self.key,) if self.size == 1 else tuple(
-                f"{self.key}[{i}]" for i in range(self.size)
+            names = (
+                (self.key,)
+                if self.size == 1
+                else tuple(f"{self.key}[{i}]" for i in range(self.size))
             )
             object.__setattr__(self, "names", names)
         if len(self.names) != self.size:
@@ -88,8 +90,13 @@ class ObservationContract:
         return {
             "version": CONTRACT_VERSION,
             "fields": [
-                {"key": f.key, "size": f.size, "unit": f.unit, "names": list(f.names),
-                 "scale": f.scale}
+                {
+                    "key": f.key,
+                    "size": f.size,
+                    "unit": f.unit,
+                    "names": list(f.names),
+                    "scale": f.scale,
+                }
                 for f in self.fields
             ],
         }
@@ -102,10 +109,12 @@ class ObservationContract:
                 f"observation contract version {data.get('version')} is not supported "
                 f"(this build reads version {CONTRACT_VERSION})"
             )
-        return cls(tuple(
-            ObsField(f["key"], int(f["size"]), f["unit"], tuple(f["names"]), float(f["scale"]))
-            for f in data["fields"]
-        ))
+        return cls(
+            tuple(
+                ObsField(f["key"], int(f["size"]), f["unit"], tuple(f["names"]), float(f["scale"]))
+                for f in data["fields"]
+            )
+        )
 
     @property
     def hash(self) -> str:
@@ -136,7 +145,7 @@ class ObservationContract:
                 raise ObservationError(
                     f"observation {f.key!r} has {arr.size} values, contract expects {f.size}"
                 )
-            out[i:i + f.size] = arr if f.scale == 1.0 else arr * f.scale
+            out[i : i + f.size] = arr if f.scale == 1.0 else arr * f.scale
             i += f.size
         return out
 

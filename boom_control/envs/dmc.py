@@ -25,10 +25,21 @@ DEFAULT_EPISODE_LENGTH = 500  # agent steps (1000 control steps at action repeat
 
 # Units of the suite's observation keys, where they are physical quantities.
 _UNITS = {
-    "position": "m|rad", "velocity": "m/s|rad/s", "joint_angles": "rad", "height": "m",
-    "head_height": "m", "extremities": "m", "torso_vertical": "1", "com_velocity": "m/s",
-    "orientations": "1", "to_target": "m", "touch": "N", "torso_velocity": "m/s",
-    "inertial_velocity": "m/s", "egocentric_state": "mixed", "upright": "1",
+    "position": "m|rad",
+    "velocity": "m/s|rad/s",
+    "joint_angles": "rad",
+    "height": "m",
+    "head_height": "m",
+    "extremities": "m",
+    "torso_vertical": "1",
+    "com_velocity": "m/s",
+    "orientations": "1",
+    "to_target": "m",
+    "touch": "N",
+    "torso_velocity": "m/s",
+    "inertial_velocity": "m/s",
+    "egocentric_state": "mixed",
+    "upright": "1",
 }
 
 
@@ -69,8 +80,9 @@ class DMCEnv(Env):
         if not isinstance(action_repeat, int) or action_repeat < 1:
             raise TaskError(f"action_repeat must be a positive integer, got {action_repeat!r}")
         domain, task = _split_id(name)
-        if episode_length is not None and (not isinstance(episode_length, int)
-                                           or episode_length < 1):
+        if episode_length is not None and (
+            not isinstance(episode_length, int) or episode_length < 1
+        ):
             raise TaskError(f"episode_length must be a positive integer, got {episode_length!r}")
         # The time limit is ours (in agent steps); the suite's own limit is switched off.
         self._env = suite.load(
@@ -90,27 +102,29 @@ class DMCEnv(Env):
         contract = ObservationContract(tuple(fields))
         physics = self._env.physics
         length = DEFAULT_EPISODE_LENGTH if episode_length is None else episode_length
-        n_sub = int(round(self._env.control_timestep() / physics.timestep()))
+        n_sub = round(self._env.control_timestep() / physics.timestep())
         names = tuple(physics.model.id2name(i, "actuator") for i in range(physics.model.nu))
-        super().__init__(EnvSpec(
-            task_id=f"dmc:{name}",
-            obs_dim=contract.dim,
-            action_dim=int(np.prod(act_spec.shape)),
-            control_period=self._env.control_timestep() * action_repeat,
-            episode_length=length,
-            contract=contract,
-            action_mapping=ActionMapping(tuple(self._scale), tuple(self._offset), names),
-            physics_dt=float(physics.timestep()),
-            substeps=n_sub * action_repeat,
-        ))
+        super().__init__(
+            EnvSpec(
+                task_id=f"dmc:{name}",
+                obs_dim=contract.dim,
+                action_dim=int(np.prod(act_spec.shape)),
+                control_period=self._env.control_timestep() * action_repeat,
+                episode_length=length,
+                contract=contract,
+                action_mapping=ActionMapping(tuple(self._scale), tuple(self._offset), names),
+                physics_dt=float(physics.timestep()),
+                substeps=n_sub * action_repeat,
+            )
+        )
 
     @property
-    def physics(self):  # noqa: ANN201 - dm_control Physics
+    def physics(self):
         """The underlying dm_control physics (for rendering and tests)."""
         return self._env.physics
 
     @property
-    def raw_env(self):  # noqa: ANN201 - dm_control Environment
+    def raw_env(self):
         """The wrapped dm_control environment (for raw-speed comparisons)."""
         return self._env
 

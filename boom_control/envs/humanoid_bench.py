@@ -21,11 +21,38 @@ from boom_control.envs.contract import ObservationContract, ObsField
 
 HB_ROBOTS = ("h1", "h1hand", "h1touch", "g1")
 HB_TASKS = (
-    "stand", "walk", "run", "reach", "hurdle", "crawl", "maze", "sit_simple", "sit_hard",
-    "balance_simple", "balance_hard", "stair", "slide", "pole", "push", "cabinet",
-    "highbar_simple", "highbar_hard", "door", "truck", "cube", "bookshelf_simple",
-    "bookshelf_hard", "basketball", "window", "spoon", "kitchen", "package", "powerlift",
-    "room", "insert_small", "insert_normal",
+    "stand",
+    "walk",
+    "run",
+    "reach",
+    "hurdle",
+    "crawl",
+    "maze",
+    "sit_simple",
+    "sit_hard",
+    "balance_simple",
+    "balance_hard",
+    "stair",
+    "slide",
+    "pole",
+    "push",
+    "cabinet",
+    "highbar_simple",
+    "highbar_hard",
+    "door",
+    "truck",
+    "cube",
+    "bookshelf_simple",
+    "bookshelf_hard",
+    "basketball",
+    "window",
+    "spoon",
+    "kitchen",
+    "package",
+    "powerlift",
+    "room",
+    "insert_small",
+    "insert_normal",
 )
 SUCCESS = {"stand": 800.0, "walk": 700.0, "run": 700.0}
 
@@ -79,19 +106,21 @@ class HumanoidBenchEnv(Env):
         physics_dt = float(base.model.opt.timestep) if hasattr(base, "model") else 0.002
         limit = getattr(self._env.spec, "max_episode_steps", None) or 1000
         task = name.split("-")[1] if name.count("-") >= 2 else name
-        super().__init__(EnvSpec(
-            task_id=f"hb:{name}",
-            obs_dim=obs_dim,
-            action_dim=int(np.prod(act_space.shape)),
-            control_period=dt,
-            episode_length=int(episode_length or limit),
-            contract=ObservationContract((ObsField("state", obs_dim, "mixed"),)),
-            action_mapping=ActionMapping(tuple(self._scale), tuple(self._offset)),
-            physics_dt=physics_dt,
-            substeps=max(1, round(dt / physics_dt)),
-            terminates=True,
-            success_return=SUCCESS.get(task),
-        ))
+        super().__init__(
+            EnvSpec(
+                task_id=f"hb:{name}",
+                obs_dim=obs_dim,
+                action_dim=int(np.prod(act_space.shape)),
+                control_period=dt,
+                episode_length=int(episode_length or limit),
+                contract=ObservationContract((ObsField("state", obs_dim, "mixed"),)),
+                action_mapping=ActionMapping(tuple(self._scale), tuple(self._offset)),
+                physics_dt=physics_dt,
+                substeps=max(1, round(dt / physics_dt)),
+                terminates=True,
+                success_return=SUCCESS.get(task),
+            )
+        )
 
     def _reset(self, seed: int | None) -> tuple[np.ndarray, dict[str, Any]]:
         obs, info = self._env.reset(seed=self._seed if seed is None else seed)
