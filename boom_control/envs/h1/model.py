@@ -52,8 +52,12 @@ GAINS: dict[str, tuple[float, float, float]] = {
 # Standing keyframe: pelvis height and the bent-leg joint angles; unlisted joints are 0.
 KEY_PELVIS_HEIGHT = 0.98  # m
 KEY_JOINTS: dict[str, float] = {
-    "left_hip_pitch": -0.4, "left_knee": 0.8, "left_ankle": -0.4,
-    "right_hip_pitch": -0.4, "right_knee": 0.8, "right_ankle": -0.4,
+    "left_hip_pitch": -0.4,
+    "left_knee": 0.8,
+    "left_ankle": -0.4,
+    "right_hip_pitch": -0.4,
+    "right_knee": 0.8,
+    "right_ankle": -0.4,
 }
 
 # (site name, body, position in the body frame [m])
@@ -96,14 +100,21 @@ def _replace_motors(spec: mujoco.MjSpec) -> list[str]:
 def _add_scene(spec: mujoco.MjSpec) -> None:
     """Floor (checker plane) and a light; the robot file has neither."""
     spec.add_texture(
-        name="floor_checker", type=mujoco.mjtTexture.mjTEXTURE_2D,
-        builtin=mujoco.mjtBuiltin.mjBUILTIN_CHECKER, width=300, height=300,
-        rgb1=[0.2, 0.3, 0.4], rgb2=[0.1, 0.2, 0.3],
+        name="floor_checker",
+        type=mujoco.mjtTexture.mjTEXTURE_2D,
+        builtin=mujoco.mjtBuiltin.mjBUILTIN_CHECKER,
+        width=300,
+        height=300,
+        rgb1=[0.2, 0.3, 0.4],
+        rgb2=[0.1, 0.2, 0.3],
     )
     material = spec.add_material(name="floor", texrepeat=[5, 5], texuniform=True)
     material.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = "floor_checker"
     spec.worldbody.add_geom(
-        name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[0, 0, 0.05], material="floor",
+        name="floor",
+        type=mujoco.mjtGeom.mjGEOM_PLANE,
+        size=[0, 0, 0.05],
+        material="floor",
     )
     spec.worldbody.add_light(
         pos=[0, 0, 3.5], dir=[0, 0, -1], type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL
@@ -115,7 +126,7 @@ def keyframe_qpos(model: mujoco.MjModel) -> np.ndarray:
     qpos = model.qpos0.copy()
     root = model.body(ROOT_BODY).jntadr[0]
     adr = model.jnt_qposadr[root]
-    qpos[adr:adr + 7] = (0.0, 0.0, KEY_PELVIS_HEIGHT, 1.0, 0.0, 0.0, 0.0)
+    qpos[adr : adr + 7] = (0.0, 0.0, KEY_PELVIS_HEIGHT, 1.0, 0.0, 0.0, 0.0)
     for j in range(model.njnt):
         if model.jnt_type[j] != mujoco.mjtJoint.mjJNT_FREE:
             qpos[model.jnt_qposadr[j]] = KEY_JOINTS.get(model.joint(j).name, 0.0)
@@ -130,8 +141,10 @@ def build_spec(model_dir: Path) -> mujoco.MjSpec:
     for name, body, pos in _SITES:
         spec.body(body).add_site(name=name, pos=list(pos), size=[0.01, 0.01, 0.01])
     spec.add_sensor(
-        name=COM_VELOCITY_SENSOR, type=mujoco.mjtSensor.mjSENS_SUBTREELINVEL,
-        objtype=mujoco.mjtObj.mjOBJ_BODY, objname=ROOT_BODY,
+        name=COM_VELOCITY_SENSOR,
+        type=mujoco.mjtSensor.mjSENS_SUBTREELINVEL,
+        objtype=mujoco.mjtObj.mjOBJ_BODY,
+        objname=ROOT_BODY,
     )
     _add_scene(spec)
     return spec
