@@ -1,0 +1,154 @@
+"""The BOOM learner: world model + MPPI planner + BOOM policy loss, with its optimisers.
+
+``Agent`` owns the :class:`WorldModel`, both Adam optimisers and the running Q scale, and
+exposes ``act`` (plan or policy), ``update`` (one world-model step then one policy step)
+and a ``state_dict`` made only of tensors, numbers, dicts and lists.
+All randomness goes through torch's global RNG.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from boom_control.agent.config import AgentConfig, ModelConfig, PlannerConfig
+from boom_control.agent.losses import LossConstants, policy_loss, world_model_loss
+from boom_control.agent.planner import PlanConstants, initial_state, plan
+from boom_control.agent.types import Batch, PlanState
+from boom_control.agent.world_model import WorldModel
+
+
+def discount_for(episode_length: int) -> float:
+    """``clip((L/5 - 1) / (L/5), 0.95, 0.995)`` (0.99 for 500 steps, 0.995 for 1000)."""
+    frac = episode_length / 5
+    return float(np.clip((frac - 1) / frac, 0.95, 0.995))
+
+
+class Agent:
+    """BOOM agent (TD-MPC2 world model and planner, BOOM policy objective).
+
+    Args:
+        obs_dim, action_dim: sizes of observation and action (actions in ``[-1, 1]``).
+        episode_length: agent steps per episode; sets the discount.
+        model_cfg, planner_cfg, agent_cfg: learner configuration.
+        device: where networks and tensors live.
+        terminates: the task can end early (adds a termination head and masks bootstraps).
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        episode_length: int,
+        model_cfg: ModelConfig,
+        planner_cfg: PlannerConfig,
+        agent_cfg: AgentConfig,
+        device: torch.device,
+        terminates: bool = False,
+    ) -> None:
+        self.obs_dim = obs_dim
+        self.action_dim = action_dim
+        self.device = torch.device(device)
+        self.model_cfg, self.planner_cfg, self.agent_cfg = model_cfg, planner_cfg, agent_cfg
+        self.gamma = discount_for(episode_length)
+        self.model = WorldModel(obs_dim, action_dim, model_cfg, terminates).to(self.device)
+        self.model.eval()
+        self.running_scale = torch.ones((), device=self.device)
+        lr = agent_cfg.lr
+        self.optim = torch.optim.Adam(
+            [
+                {"params": self.model.encoder_parameters(), "lr": lr * agent_cfg.enc_lr_scale},
+                {"params": self.model.model_parameters()},
+            ],
+            lr=lr,
+        )
+        self.pi_optim = torch.optim.Adam(self.model.pi_parameters(), lr=lr, eps=agent_cfg.pi_eps)
+        self.plan_consts = PlanConstants.build(
+            planner_cfg, action_dim, self.gamma, model_cfg.num_q, self.device, terminates
+        )
+        self.loss_consts = LossConstants.build(
+            agent_cfg, self.model, planner_cfg.horizon, self.gamma, self.device
+        )
+        self._wm_params = self.model.encoder_parameters() + self.model.model_parameters()
+        self._pi_params = self.model.pi_parameters()
+
+    def initial_plan_state(self) -> PlanState:
+        """Plan state for the first step of an episode."""
+        return initial_state(self.plan_consts, self.device)
+
+    @torch.no_grad()
+    def act(
+        self, obs: np.ndarray, plan_state: PlanState, eval_mode: bool, use_planner: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, PlanState]:
+        """Choose an action for one observation.
+
+        Args:
+            obs: (O,) observation.
+            plan_state: warm start (``initial_plan_state()`` at the start of an episode).
+            eval_mode: planner mean / policy ``tanh(mean)`` instead of a sampled action.
+            use_planner: False -> the policy alone (mu = action, std = zeros, state unchanged).
+        Returns:
+            action (A,), mu (A,), std (A,) as float32 arrays, and the next plan state.
+        """
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(1, -1)
+        z = self.model.encode(obs_t)
+        if use_planner:
+            action, mu, std, plan_state = plan(
+                self.model, z, plan_state, self.plan_consts, eval_mode
+            )
+        else:
+            sample, info = self.model.pi(z)
+            action = (info["mean"] if eval_mode else sample)[0]
+            mu, std = action, torch.zeros_like(action)
+        out = torch.stack([action, mu, std]).cpu().numpy().astype(np.float32)
+        return out[0], out[1], out[2], plan_state
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        """One world-model gradient step, then one policy step, then the Polyak update.
+
+        Args:
+            batch: see :class:`Batch` (tensors on ``device``).
+        Returns:
+            scalar diagnostics (losses, gradient norms, running scale).
+        """
+        clip = self.agent_cfg.grad_clip_norm
+        self.model.train()
+        wm_loss, zs, info = world_model_loss(self.model, batch, self.loss_consts)
+        self.optim.zero_grad(set_to_none=True)
+        wm_loss.backward()
+        info["world_model_grad_norm"] = torch.nn.utils.clip_grad_norm_(self._wm_params, clip)
+        self.optim.step()
+
+        pi_loss, new_scale, pi_info = policy_loss(
+            self.model, zs, batch.mu, self.running_scale, self.loss_consts
+        )
+        self.pi_optim.zero_grad(set_to_none=True)
+        pi_loss.backward()
+        pi_info["pi_grad_norm"] = torch.nn.utils.clip_grad_norm_(self._pi_params, clip)
+        self.pi_optim.step()
+        self.running_scale.copy_(new_scale)
+        self.model.soft_update_target(self.agent_cfg.tau)
+        self.model.eval()
+
+        info.update(pi_info)
+        values = torch.stack([v.detach().float().reshape(()) for v in info.values()]).tolist()
+        return dict(zip(info.keys(), values, strict=True))
+
+    def state_dict(self) -> dict[str, Any]:
+        """Model (with target Q), both optimisers and the running scale."""
+        return {
+            "model": self.model.state_dict(),
+            "optim": self.optim.state_dict(),
+            "pi_optim": self.pi_optim.state_dict(),
+            "running_scale": self.running_scale.detach().clone(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved."""
+        self.model.load_state_dict(state["model"])
+        self.optim.load_state_dict(state["optim"])
+        self.pi_optim.load_state_dict(state["pi_optim"])
+        self.running_scale.copy_(torch.as_tensor(state["running_scale"]))
+        self.model.eval()

@@ -1,0 +1,276 @@
+"""MPPI in the world model's latent space, warm-started by the policy and the last plan.
+
+The planner is a set of pure functions over explicit state:
+
+    consts = PlanConstants.build(cfg, action_dim, gamma, num_q, device)
+    action, mu, std, state = plan(model, z, state, consts, eval_mode)
+
+``plan`` composes ``plan_init`` -> ``plan_iteration`` x I -> ``plan_select``; an anytime
+controller can call the iterations one by one. All randomness is drawn up front into a
+:class:`PlanNoise` (from torch's global RNG unless given), so two backends can be compared
+on the same noise.
+
+Shapes: H horizon, N samples, P policy trajectories, E elites, A action dim, L latent dim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+import torch
+
+from boom_control.agent.config import PlannerConfig
+from boom_control.agent.ops import two_hot_inv
+from boom_control.agent.types import PlanState
+
+
+class PlanModel(Protocol):
+    """What the planner needs from a world model (see :class:`WorldModel`)."""
+
+    bins: torch.Tensor
+
+    def next(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor: ...
+    def reward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor: ...
+    def termination(self, z: torch.Tensor) -> torch.Tensor: ...
+    def pi(self, z: torch.Tensor, eps: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]: ...
+    def Q(self, z, a, return_type="min", target=False, heads=None, detach=False): ...
+
+
+@dataclass(frozen=True)
+class PlanConstants:
+    """Planner settings resolved once (no config lookups in the hot path)."""
+
+    horizon: int
+    iterations: int
+    num_samples: int
+    num_elites: int
+    num_pi_trajs: int
+    num_q: int
+    action_dim: int
+    temperature: float
+    min_std: float
+    max_std: float
+    discounts: torch.Tensor
+    """``(H,)`` ``gamma^t`` for t = 0..H-1."""
+    terminal_discount: float
+    """``gamma^H`` on the bootstrap value."""
+    terminates: bool
+    """Stop accumulating reward after a predicted termination."""
+
+    @staticmethod
+    def build(
+        cfg: PlannerConfig,
+        action_dim: int,
+        gamma: float,
+        num_q: int,
+        device: torch.device,
+        terminates: bool = False,
+    ) -> PlanConstants:
+        """Resolve ``cfg`` for an action dimension and discount."""
+        horizon = cfg.horizon
+        return PlanConstants(
+            horizon=horizon,
+            iterations=cfg.iterations_for(action_dim),
+            num_samples=cfg.num_samples,
+            num_elites=cfg.num_elites,
+            num_pi_trajs=cfg.num_pi_trajs,
+            num_q=num_q,
+            action_dim=action_dim,
+            temperature=cfg.temperature,
+            min_std=cfg.min_std,
+            max_std=cfg.max_std,
+            discounts=gamma ** torch.arange(horizon, dtype=torch.float32, device=device),
+            terminal_discount=float(gamma**horizon),
+            terminates=terminates,
+        )
+
+
+class PlanNoise(NamedTuple):
+    """All random draws of one planning call.
+
+    Shapes (I iterations):
+        pi_traj: (H, P, A)       policy noise of the P policy trajectories
+        samples: (I, H, N-P, A)  standard-normal noise of the sampled sequences
+        value_pi: (I, N, A)      policy noise for the bootstrap action at z_H
+        heads: (I, 2) long       the two Q heads read in each iteration
+        select: (E,)             Gumbel noise choosing the elite to execute
+        action: (A,)             standard-normal exploration noise (training action)
+    """
+
+    pi_traj: torch.Tensor
+    samples: torch.Tensor
+    value_pi: torch.Tensor
+    heads: torch.Tensor
+    select: torch.Tensor
+    action: torch.Tensor
+
+
+class IterState(NamedTuple):
+    """State between MPPI iterations.
+
+    Shapes:
+        z: (N, L) the current latent repeated for every sample
+        pi_actions: (H, P, A) policy sequences (fixed across iterations)
+        mean, std: (H, A) sampling distribution
+        elite_actions: (H, E, A) and score: (E,) of the latest iteration
+    """
+
+    z: torch.Tensor
+    pi_actions: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+    elite_actions: torch.Tensor
+    score: torch.Tensor
+
+
+def initial_state(consts: PlanConstants, device: torch.device) -> PlanState:
+    """Plan state at the first step of an episode (no warm start)."""
+    return PlanState(
+        mean=torch.zeros(consts.horizon, consts.action_dim, device=device),
+        valid=torch.zeros((), dtype=torch.bool, device=device),
+    )
+
+
+def draw_noise(consts: PlanConstants, device: torch.device) -> PlanNoise:
+    """Draw every random number of one planning call from torch's global RNG."""
+    h, a, n, p = consts.horizon, consts.action_dim, consts.num_samples, consts.num_pi_trajs
+    it = consts.iterations
+    uniform = torch.rand(consts.num_elites, device=device).clamp(1e-20, 1.0 - 1e-7)
+    return PlanNoise(
+        pi_traj=torch.randn(h, p, a, device=device),
+        samples=torch.randn(it, h, n - p, a, device=device),
+        value_pi=torch.randn(it, n, a, device=device),
+        heads=torch.rand(it, consts.num_q, device=device).argsort(dim=-1)[:, :2],
+        select=-torch.log(-torch.log(uniform)),
+        action=torch.randn(a, device=device),
+    )
+
+
+def estimate_value(
+    model: PlanModel,
+    z: torch.Tensor,
+    actions: torch.Tensor,
+    consts: PlanConstants,
+    value_eps: torch.Tensor,
+    heads: torch.Tensor,
+) -> torch.Tensor:
+    """Discounted model return plus bootstrap ``gamma^H Q_avg(z_H, pi(z_H))``.
+
+    Args:
+        z: (N, L) start latents; actions: (H, N, A); value_eps: (N, A); heads: (2,).
+    Returns:
+        (N,) values with NaN replaced by 0.
+    """
+    ret = torch.zeros(z.shape[0], 1, device=z.device)
+    alive = torch.ones_like(ret)
+    for t in range(consts.horizon):
+        reward = two_hot_inv(model.reward(z, actions[t]), model.bins)
+        z = model.next(z, actions[t])
+        ret = ret + consts.discounts[t] * alive * reward
+        if consts.terminates:
+            alive = alive * (model.termination(z) <= 0).float()
+    action, _ = model.pi(z, value_eps)
+    q = model.Q(z, action, return_type="avg", heads=heads)
+    ret = ret + consts.terminal_discount * alive * q
+    return torch.nan_to_num(ret.squeeze(-1), nan=0.0)
+
+
+def plan_init(
+    model: PlanModel, z: torch.Tensor, state: PlanState, consts: PlanConstants, noise: PlanNoise
+) -> IterState:
+    """Roll the policy trajectories and set the warm-started sampling distribution.
+
+    Args:
+        z: (1, L) latent of the current observation.
+        state: previous plan state; its ``mean`` (H, A) is already shifted (zeros at t0).
+    """
+    p = consts.num_pi_trajs
+    z_pi = z.expand(p, -1)
+    pi_actions = []
+    for t in range(consts.horizon):
+        action, _ = model.pi(z_pi, noise.pi_traj[t])
+        pi_actions.append(action)
+        if t < consts.horizon - 1:
+            z_pi = model.next(z_pi, action)
+    h, a, e = consts.horizon, consts.action_dim, consts.num_elites
+    mean = state.mean * state.valid.to(state.mean.dtype)
+    return IterState(
+        z=z.expand(consts.num_samples, -1),
+        pi_actions=torch.stack(pi_actions),
+        mean=mean,
+        std=torch.full((h, a), consts.max_std, device=z.device),
+        elite_actions=torch.zeros(h, e, a, device=z.device),
+        score=torch.full((e,), 1.0 / e, device=z.device),
+    )
+
+
+def plan_iteration(
+    model: PlanModel,
+    it: IterState,
+    consts: PlanConstants,
+    samples_eps: torch.Tensor,
+    value_eps: torch.Tensor,
+    heads: torch.Tensor,
+) -> IterState:
+    """One MPPI iteration: sample, evaluate, refit mean/std on the elites.
+
+    Args:
+        samples_eps: (H, N-P, A); value_eps: (N, A); heads: (2,) (slices of :class:`PlanNoise`).
+    """
+    sampled = (it.mean.unsqueeze(1) + it.std.unsqueeze(1) * samples_eps).clamp(-1, 1)
+    actions = torch.cat([it.pi_actions, sampled], dim=1)
+    value = estimate_value(model, it.z, actions, consts, value_eps, heads)
+    elite_value, elite_idx = torch.topk(value, consts.num_elites)
+    elite_actions = actions.index_select(1, elite_idx)
+    score = torch.softmax(consts.temperature * (elite_value - elite_value.max()), dim=0)
+    weights = score.view(1, -1, 1)
+    mean = (weights * elite_actions).sum(dim=1)
+    var = (weights * (elite_actions - mean.unsqueeze(1)).pow(2)).sum(dim=1)
+    std = var.sqrt().clamp(consts.min_std, consts.max_std)
+    return IterState(it.z, it.pi_actions, mean, std, elite_actions, score)
+
+
+def plan_select(
+    it: IterState, consts: PlanConstants, noise: PlanNoise, eval_mode: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, PlanState]:
+    """Pick an elite by sampling from the scores and emit the action.
+
+    Returns:
+        action (A,) (``mu`` in eval mode, else ``clamp(mu + std * noise, -1, 1)``), mu (A,)
+        the chosen elite's first action, std (A,) the final std of the first step, and the
+        next plan state (final mean shifted left, last step 0).
+    """
+    idx = torch.argmax(torch.log(it.score) + noise.select)
+    mu = it.elite_actions[0].index_select(0, idx.view(1)).squeeze(0)
+    std = it.std[0]
+    explore = 0.0 if eval_mode else 1.0
+    action = (mu + explore * std * noise.action).clamp(-1, 1)
+    mean = torch.cat([it.mean[1:], torch.zeros_like(it.mean[:1])], dim=0)
+    valid = torch.ones((), dtype=torch.bool, device=mean.device)
+    return action, mu, std, PlanState(mean=mean, valid=valid)
+
+
+def plan(
+    model: PlanModel,
+    z: torch.Tensor,
+    state: PlanState,
+    consts: PlanConstants,
+    eval_mode: bool,
+    noise: PlanNoise | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, PlanState]:
+    """Full MPPI planning call.
+
+    Args:
+        z: (1, L) latent of the current observation.
+        state: warm start from the previous call (:func:`initial_state` at t0).
+        noise: pre-drawn randomness; drawn with :func:`draw_noise` if None.
+    Returns:
+        action (A,), mu (A,), std (A,), next state.
+    """
+    if noise is None:
+        noise = draw_noise(consts, z.device)
+    it = plan_init(model, z, state, consts, noise)
+    for i in range(consts.iterations):
+        it = plan_iteration(model, it, consts, noise.samples[i], noise.value_pi[i], noise.heads[i])
+    return plan_select(it, consts, noise, eval_mode)
