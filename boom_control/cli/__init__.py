@@ -14,13 +14,13 @@ import click
 from boom_control import __version__
 from boom_control.logs import setup_logging
 
-# command name -> "module:attribute" of a click command
+# command name -> ("module:attribute" of a click command, one-line help)
 COMMANDS = {
-    "tasks": "boom_control.cli.tasks:tasks",
-    "train": "boom_control.cli.train:train",
-    "eval": "boom_control.cli.train:evaluate",
-    "plot": "boom_control.cli.train:plot",
-    "sim": "boom_control.cli.sim:sim",
+    "tasks": ("boom_control.cli.tasks:tasks", "List every task with its dims and rates."),
+    "train": ("boom_control.cli.train:train", "Train a BOOM agent on a task."),
+    "eval": ("boom_control.cli.train:evaluate", "Evaluate a checkpoint (planner and policy)."),
+    "plot": ("boom_control.cli.train:plot", "Plot the learning curve of a run."),
+    "sim": ("boom_control.cli.sim:sim", "Serve a task's MuJoCo simulation over ZeroMQ."),
 }
 
 
@@ -31,14 +31,19 @@ class LazyGroup(click.Group):
         return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
+        if cmd_name not in COMMANDS:
             return None
-        module, attr = target.split(":")
+        module, attr = COMMANDS[cmd_name][0].split(":")
         try:
             return getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as err:
             raise click.ClickException(f"`boom {cmd_name}` is unavailable: {err}") from None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Help text comes from the table above so `boom --help` imports nothing heavy.
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
