@@ -1,0 +1,146 @@
+"""Training configuration: the run (task, steps, evaluation, checkpoints) plus the learner.
+
+Presets: ``configs/train.yaml`` holds the defaults, ``configs/train_smoke.yaml`` a tiny run,
+``configs/model/<preset>.yaml`` the network sizes. ``preset=1M`` (or ``model.preset=1M``)
+on the command line merges the size preset into the model section before the other
+overrides, so ``preset=1M model.mlp_dim=256`` keeps the 1M sizes except the width.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from boom_control.agent.config import AgentConfig, ModelConfig, PlannerConfig
+from boom_control.config import (
+    ConfigError,
+    config_dir,
+    from_dict,
+    merge,
+    parse_overrides,
+    read_preset,
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run: what to train on, for how long, and where the results go."""
+
+    task: str = "dmc:walker-walk"
+    """Namespaced task id, e.g. 'dmc:walker-walk' or 'h1:walk'."""
+    task_options: dict[str, Any] = field(default_factory=dict)
+    """Family-specific options passed to make_env (e.g. action_repeat, episode_length)."""
+    seed: int = 1
+    """Seed of every random stream of the run (env, agent, buffer, exploration)."""
+    steps: int = 1_000_000
+    """Agent steps (environment interactions after action repeat) to train for."""
+    device: str = "auto"
+    """'auto', 'cpu', 'cuda' or 'cuda:N'."""
+    seed_steps: int | None = None
+    """Random-action steps before learning; None = max(1000, 5 * episode_length)."""
+    eval_freq: int = 50_000
+    """Evaluate every this many agent steps (and at step 0)."""
+    eval_episodes: int = 10
+    """Episodes per evaluation, for the planner and again for the policy alone."""
+    eval_at_start: bool = True
+    """Also evaluate the untrained agent at step 0 (the first point of the curve)."""
+    """Episodes per evaluation, for the planner and again for the policy alone."""
+    checkpoint_every: int = 100_000
+    """Write a checkpoint every this many agent steps (and at the end)."""
+    buffer_capacity: int | None = None
+    """Transitions kept in the replay buffer; None = steps (nothing is ever dropped)."""
+    run_dir: str | None = None
+    """Output folder; None = runs/<task>-<preset>-s<seed>-<time>."""
+    resume: bool = False
+    """Continue the run in run_dir from its last checkpoint."""
+    save_buffer: bool = True
+    """Store the replay buffer in checkpoints (needed for an exact resume)."""
+    log_every: int = 1000
+    """Average training metrics over this many updates per log row."""
+    log_tensorboard: bool = True
+    """Also write TensorBoard events when the tensorboard package is installed."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """World-model sizes (see configs/model/)."""
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    """MPPI planner settings."""
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    """Loss weights and optimiser settings."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "eval_freq", "eval_episodes", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1 and name != "steps":
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.steps < 0:
+            raise ConfigError(f"steps must be >= 0, got {self.steps}")
+        if self.seed_steps is not None and self.seed_steps < 0:
+            raise ConfigError(f"seed_steps must be >= 0, got {self.seed_steps}")
+        if self.buffer_capacity is not None and self.buffer_capacity < 1:
+            raise ConfigError(f"buffer_capacity must be >= 1, got {self.buffer_capacity}")
+        if self.resume and not self.run_dir:
+            raise ConfigError("resume=true needs run_dir=<folder of the run to continue>")
+
+    def seed_steps_for(self, episode_length: int) -> int:
+        """Random-action steps for a task with this episode length."""
+        if self.seed_steps is not None:
+            return self.seed_steps
+        return max(1000, 5 * episode_length)
+
+    def buffer_capacity_or_default(self) -> int:
+        """Transitions the buffer holds."""
+        return self.buffer_capacity if self.buffer_capacity is not None else max(self.steps, 1)
+
+    def default_run_dir(self, now: float | None = None) -> Path:
+        """``runs/<task>-<preset>-s<seed>-<YYYYmmdd-HHMMSS>`` (':' in the task id becomes '-')."""
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+        task = self.task.replace(":", "-").replace("/", "-")
+        return Path("runs") / f"{task}-{self.model.preset}-s{self.seed}-{stamp}"
+
+
+def model_presets() -> list[str]:
+    """Names of the size presets in ``configs/model/``."""
+    folder = config_dir() / "model"
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def _model_preset(name: Any) -> dict[str, Any]:
+    names = model_presets()
+    if str(name) not in names:
+        raise ConfigError(
+            f"unknown model preset {name!r}; available: {', '.join(names) or 'none found'}"
+        )
+    data = read_preset(config_dir() / "model" / f"{name}.yaml")
+    data = data.get("model", data)  # a preset may or may not nest under 'model:'
+    return {**data, "preset": str(name)}
+
+
+def load_train_config(
+    overrides: list[str] | tuple[str, ...] = (), presets: list[str] | tuple[str, ...] = ("train",)
+) -> TrainConfig:
+    """Build a :class:`TrainConfig` from presets and ``key=value`` overrides.
+
+    Precedence: dataclass defaults < ``presets`` < the saved ``config.yaml`` of the run when
+    ``resume=true`` < the model size preset named by ``preset=`` / ``model.preset=`` <
+    the other overrides.
+    """
+    update = parse_overrides(overrides)
+    shortcut = update.pop("preset", None)
+    model_update = update.get("model", {}) if isinstance(update.get("model"), dict) else {}
+    preset_name = model_update.get("preset", shortcut)
+    if shortcut is not None and preset_name != shortcut:
+        raise ConfigError(f"preset={shortcut} and model.preset={preset_name} disagree")
+
+    data: dict[str, Any] = {}
+    for name in presets:
+        data = merge(data, read_preset(name))
+    if update.get("resume", data.get("resume")) and update.get("run_dir", data.get("run_dir")):
+        saved = Path(str(update.get("run_dir", data.get("run_dir")))) / "config.yaml"
+        if saved.is_file():
+            data = merge(data, read_preset(saved))
+    if preset_name is not None:
+        data = merge(data, {"model": _model_preset(preset_name)})
+    try:
+        return from_dict(TrainConfig, merge(data, update))
+    except ValueError as err:  # __post_init__ checks of the nested configs
+        raise ConfigError(str(err)) from None
