@@ -93,6 +93,7 @@ def test_spec_matches_arrays(walk: H1Env) -> None:
     assert set(info) == {"standing", "upright", "small_control", "move"}
     m = spec.action_mapping
     assert m.kind == "position" and len(m.scale) == len(m.offset) == len(m.kp) == 19
+    assert m.kp[3] == 300.0 and m.kd[3] == 6.0  # left knee
     assert m.names[0] == "left_hip_yaw" and m.names[-1] == "right_elbow"
     assert {make_env(f"h1:{t}").spec.success_return for t in ("stand", "run")} == {800.0, 700.0}
     assert spec.success_return == 700.0
@@ -277,6 +278,8 @@ def test_model_path_lookup_and_errors(tmp_path: Path, monkeypatch: pytest.Monkey
     (stub / "h1.xml").write_text("<mujoco/>")
     monkeypatch.setenv("MENAGERIE_ROOT", str(stub.parent))
     assert find_model_dir() == stub.resolve()
+    with pytest.raises(TaskError, match="could not build.*not the Menagerie Unitree H1"):
+        make_env("h1:walk", model_path=str(stub))
     # Nothing found anywhere: the error says what to install or set.
     monkeypatch.setenv("MENAGERIE_ROOT", str(tmp_path / "empty"))
     monkeypatch.setattr(assets, "_package_dir", lambda: None)

@@ -9,8 +9,8 @@ is an absolute joint-position target, ``target = offset + scale * a``, mapping `
 onto each joint's range. Note that ``a = 0`` is the middle of every range, *not* the
 standing pose: :meth:`H1Env.keyframe_action` gives the action whose targets are the
 keyframe. Holding that action from the keyframe keeps the robot up for a while, but the
-bent-knee pose is not statically balanced and it tips over backwards after roughly 80
-control steps (1.6 s); standing needs a feedback policy.
+bent-knee pose is not statically balanced and it tips over backwards after about 75
+control steps (1.5 s); standing needs a feedback policy.
 
 Reset: the ``stand`` keyframe plus ``uniform(-reset_noise, reset_noise)`` on every ``qpos``
 entry (root quaternion renormalised), zero velocity, drawn from a numpy ``Generator``
@@ -28,10 +28,10 @@ import numpy as np
 
 from boom_control.envs.base import ActionMapping, Env, EnvSpec, TaskError
 from boom_control.envs.h1.assets import find_model_dir
-from boom_control.envs.h1.model import KEYFRAME, PHYSICS_DT, ROOT_BODY, build_model, joint_gains
+from boom_control.envs.h1.model import KEYFRAME, PHYSICS_DT, ROOT_BODY, build_model
 from boom_control.envs.h1.task import MOVE_SPEEDS, H1Task
 
-H1_TASKS = ("stand", "walk", "run")
+H1_TASKS = tuple(MOVE_SPEEDS)  # ("stand", "walk", "run")
 CONTROL_PERIOD = 0.02  # s, 50 Hz
 DEFAULT_EPISODE_LENGTH = 1000  # agent steps
 DEFAULT_RESET_NOISE = 0.01
@@ -89,9 +89,12 @@ class H1Env(Env):
             isinstance(reset_noise, int | float) and math.isfinite(reset_noise) and reset_noise >= 0
         ):
             raise TaskError(f"reset_noise must be a finite number >= 0, got {reset_noise!r}")
-        assert set(H1_TASKS) == set(MOVE_SPEEDS)
 
-        self._model = build_model(find_model_dir(model_path))
+        model_dir = find_model_dir(model_path)
+        try:
+            self._model = build_model(model_dir)
+        except ValueError as err:  # MuJoCo's parse / compile errors
+            raise TaskError(f"h1: could not build the model from {model_dir}: {err}") from None
         self._data = mujoco.MjData(self._model)
         self._task = H1Task(self._model, name)
         self._substeps = substeps_for(CONTROL_PERIOD, self._model.opt.timestep)
@@ -103,14 +106,13 @@ class H1Env(Env):
         self._root_quat = slice(int(root) + 3, int(root) + 7)
 
         names = tuple(self._model.actuator(i).name for i in range(self._model.nu))
-        gains = [joint_gains(n) for n in names]
         mapping = ActionMapping(
             scale=tuple(float(x) for x in self._scale),
             offset=tuple(float(x) for x in self._offset),
             names=names,
             kind="position",
-            kp=tuple(g[0] for g in gains),
-            kd=tuple(g[1] for g in gains),
+            kp=tuple(float(x) for x in self._model.actuator_gainprm[:, 0]),
+            kd=tuple(float(-x) for x in self._model.actuator_biasprm[:, 2]),
         )
         contract = self._task.contract
         super().__init__(

@@ -133,9 +133,24 @@ def keyframe_qpos(model: mujoco.MjModel) -> np.ndarray:
     return qpos
 
 
+def _check_is_h1(spec: mujoco.MjSpec) -> None:
+    """Raise ValueError unless ``spec`` has the bodies and motors this builder edits."""
+    missing = [b for b in {body for _, body, _ in _SITES} if spec.body(b) is None]
+    if missing or not spec.actuators:
+        raise ValueError(
+            f"{MODEL_FILE} is not the Menagerie Unitree H1 model (missing bodies "
+            f"{sorted(missing)}, {len(spec.actuators)} actuators)"
+        )
+
+
 def build_spec(model_dir: Path) -> mujoco.MjSpec:
-    """Load ``model_dir/h1.xml`` and turn it into the task model spec (not yet compiled)."""
+    """Load ``model_dir/h1.xml`` and turn it into the task model spec (not yet compiled).
+
+    Raises:
+        ValueError: the file does not parse or is not the H1 model.
+    """
     spec = mujoco.MjSpec.from_file(str(Path(model_dir) / MODEL_FILE))
+    _check_is_h1(spec)
     spec.option.timestep = PHYSICS_DT
     _replace_motors(spec)
     for name, body, pos in _SITES:
