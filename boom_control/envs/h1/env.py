@@ -33,7 +33,7 @@ from boom_control.envs.h1.task import MOVE_SPEEDS, H1Task
 
 H1_TASKS = tuple(MOVE_SPEEDS)  # ("stand", "walk", "run")
 CONTROL_PERIOD = 0.02  # s, 50 Hz
-DEFAULT_EPISODE_LENGTH = 1000  # agent steps
+DEFAULT_EPISODE_LENGTH = 1000  # control steps
 DEFAULT_RESET_NOISE = 0.01
 
 
