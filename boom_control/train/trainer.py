@@ -1,0 +1,359 @@
+"""The training loop, assembled from factories (environment, agent, buffer, logger).
+
+Per run: a seed phase of uniform random actions (stored with ``mu = a``), then as many
+updates as seed steps, each on a freshly sampled batch, then one planner step and one
+update per agent step. Every ``eval_freq`` steps the agent is evaluated with the planner
+and with the policy alone; every ``checkpoint_every`` steps (and at the end) the full
+state is written so that ``resume`` continues with exactly the update an uninterrupted
+run would have made: the environment is brought back by replaying the current episode's
+actions from its reset seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from boom_control.agent.types import PlanState
+from boom_control.config import dump_yaml, to_dict
+from boom_control.envs import Env, EnvSpec
+from boom_control.train.buffer import ReplayBuffer
+from boom_control.train.checkpoint import (
+    LATEST,
+    checkpoint_dir,
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
+from boom_control.train.config import TrainConfig
+from boom_control.train.evaluate import eval_seeds, evaluate_both
+from boom_control.train.logger import RunLogger
+from boom_control.train.plot import plot_run
+
+log = logging.getLogger(__name__)
+
+EnvFactory = Callable[[int], Env]
+AgentFactory = Callable[[EnvSpec], Any]
+BufferFactory = Callable[[EnvSpec], ReplayBuffer]
+
+
+def _stream_seed(seed: int, *key: int) -> int:
+    """A 32-bit seed for one named random stream of the run."""
+    return int(np.random.SeedSequence([seed, *key]).generate_state(1)[0])
+
+
+class Trainer:
+    """Runs (or resumes) one training run.
+
+    Args:
+        cfg: the run's config (``cfg.run_dir`` must be set).
+        env_factory: ``seed -> Env``; called for the training and the evaluation env.
+        agent_factory: ``EnvSpec -> agent`` with ``act``/``update``/``state_dict``.
+        buffer_factory: ``EnvSpec -> ReplayBuffer``.
+        logger: where metrics go.
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        env_factory: EnvFactory,
+        agent_factory: AgentFactory,
+        buffer_factory: BufferFactory,
+        logger: RunLogger,
+    ) -> None:
+        if cfg.run_dir is None:
+            raise ValueError("Trainer needs cfg.run_dir")
+        self.cfg = cfg
+        self.run_dir = Path(cfg.run_dir)
+        self.logger = logger
+        seed_everything(cfg.seed)
+        self.env = env_factory(_stream_seed(cfg.seed, 0))
+        self.eval_env = env_factory(_stream_seed(cfg.seed, 1))
+        self.spec = self.env.spec
+        self.agent = agent_factory(self.spec)
+        self._buffer_factory = buffer_factory
+        self.buffer = buffer_factory(self.spec)
+        self.rng = np.random.default_rng(_stream_seed(cfg.seed, 2))  # seed-phase actions
+        self.seed_steps = cfg.seed_steps_for(self.spec.episode_length)
+        if self.seed_steps and self.seed_steps <= cfg.planner.horizon:
+            raise ValueError(f"seed_steps={self.seed_steps} must exceed the horizon")
+        self._eval_seeds = eval_seeds(cfg.seed, cfg.eval_episodes)
+        # counters (all saved in checkpoints)
+        self.step = 0  # agent steps taken
+        self.updates = 0  # gradient updates made
+        self.episodes = 0  # training episodes finished
+        self.phase_start = 0  # step at which the current seed phase began
+        self.last_eval = float("nan")
+        # current episode
+        self.obs: np.ndarray | None = None
+        self.plan_state: Any = None
+        self.episode_seed = 0
+        self.episode_actions: list[np.ndarray] = []
+        self.episode_return = 0.0
+        self._sums: dict[str, float] = {}
+        self._count = 0
+
+    # ------------------------------------------------------------------ loop
+    def run(self) -> None:
+        """Train until ``cfg.steps`` agent steps, evaluating and checkpointing on the way."""
+        cfg = self.cfg
+        if cfg.resume:
+            self.resume()
+        else:
+            dump_yaml(cfg, self.run_dir / "config.yaml")
+        log.info(self.buffer.describe())
+        if self.step == 0 and cfg.eval_at_start:
+            self.evaluate()
+        bar = tqdm(
+            total=cfg.steps,
+            initial=self.step,
+            unit="step",
+            dynamic_ncols=True,
+            disable=None,
+            desc=cfg.task,
+        )
+        try:
+            while self.step < cfg.steps:
+                self.env_step()
+                self.step += 1
+                self.learn()
+                bar.update(1)
+                if self.step % cfg.eval_freq == 0:
+                    self.evaluate()
+                    bar.set_postfix(eval_return=f"{self.last_eval:.1f}", refresh=False)
+                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                    self.save()
+        finally:
+            bar.close()
+        if self.logger.eval_path.is_file():
+            try:
+                plot_run(self.run_dir)
+            except Exception as err:  # a missing figure must not fail a finished run
+                log.warning("could not draw the learning curve: %s", err)
+
+    def env_step(self) -> None:
+        """One interaction: random action in the seed phase, the planner's afterwards."""
+        if self.obs is None:
+            self._begin_episode()
+        if self.step < self.phase_start + self.seed_steps:
+            action = self.rng.uniform(-1.0, 1.0, self.spec.action_dim).astype(np.float32)
+            mu, std = action, np.zeros_like(action)
+        else:
+            action, mu, std, self.plan_state = self.agent.act(
+                self.obs, self.plan_state, eval_mode=False
+            )
+        obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.buffer.add(action, mu, std, reward, terminated, obs)
+        self.episode_actions.append(np.asarray(action, np.float32))
+        self.episode_return += reward
+        if terminated or truncated:
+            self.episodes += 1
+            self.logger.log(
+                "episode",
+                self.step + 1,
+                {
+                    "return": self.episode_return,
+                    "length": len(self.episode_actions),
+                    "episodes": self.episodes,
+                },
+            )
+            self.obs = None
+        else:
+            self.obs = obs
+
+    def _begin_episode(self) -> None:
+        self.episode_seed = _stream_seed(self.cfg.seed, 3, self.episodes)
+        self.obs, _ = self.env.reset(seed=self.episode_seed)
+        self.plan_state = self.agent.initial_plan_state()
+        self.episode_actions = []
+        self.episode_return = 0.0
+        self.buffer.start_episode(self.obs)
+
+    def learn(self) -> None:
+        """Pretrain once the seed phase ends, then one update per step."""
+        learn_from = self.phase_start + self.seed_steps
+        if self.step == learn_from and self.seed_steps > 0:
+            log.info("seed phase done: %d pretraining updates", self.seed_steps)
+            for _ in range(self.seed_steps):
+                self._update()
+            self._flush("pretrain")
+        elif self.step > learn_from:
+            self._update()
+            if self._count >= self.cfg.log_every:
+                self._flush("train")
+
+    def _update(self) -> None:
+        metrics = self.agent.update(self.buffer.sample())
+        self.updates += 1
+        for key, value in metrics.items():
+            self._sums[key] = self._sums.get(key, 0.0) + float(value)
+        self._count += 1
+
+    def _flush(self, group: str) -> None:
+        if self._count:
+            means = {k: v / self._count for k, v in self._sums.items()}
+            self.logger.log(group, self.step, {**means, "updates": self.updates})
+        self._sums, self._count = {}, 0
+
+    def evaluate(self) -> dict[str, float]:
+        """Evaluate with the planner and the policy alone; log both."""
+        result = evaluate_both(self.agent, self.eval_env, self._eval_seeds)
+        self.logger.log_eval(self.step, result)
+        self.last_eval = result["planner_return_mean"]
+        log.info(
+            "step %d: eval return planner %.1f ± %.1f, policy %.1f ± %.1f",
+            self.step,
+            result["planner_return_mean"],
+            result["planner_return_std"],
+            result["policy_return_mean"],
+            result["policy_return_std"],
+        )
+        return result
+
+    # ----------------------------------------------------------- checkpoints
+    def state(self) -> dict[str, Any]:
+        """Everything needed to continue the run (weights_only-loadable)."""
+        ps = self.plan_state
+        return {
+            "format": 1,
+            "step": self.step,
+            "config": to_dict(self.cfg),
+            "agent": self.agent.state_dict(),
+            "counters": {
+                "step": self.step,
+                "updates": self.updates,
+                "episodes": self.episodes,
+                "phase_start": self.phase_start,
+                "last_eval": self.last_eval,
+                "wall_time": self.logger.wall_time,
+            },
+            "rng": rng_state({"actions": self.rng}),
+            "episode": None
+            if self.obs is None
+            else {
+                "seed": self.episode_seed,
+                "actions": torch.from_numpy(np.stack(self.episode_actions))
+                if self.episode_actions
+                else torch.zeros(0, self.spec.action_dim),
+                "obs": torch.from_numpy(np.asarray(self.obs, np.float32)),
+                "return": self.episode_return,
+                "plan_state": dict(ps._asdict()) if isinstance(ps, PlanState) else ps,
+            },
+            "buffer": self.buffer.state_dict() if self.cfg.save_buffer else None,
+        }
+
+    def save(self) -> Path:
+        """Write ``checkpoints/latest.pt`` (resumable) and ``step_<N>.pt`` (agent + config)."""
+        self._flush("train")
+        folder = checkpoint_dir(self.run_dir)
+        state = self.state()
+        path = save_checkpoint(folder / LATEST, state)
+        light = {k: state[k] for k in ("format", "step", "config", "agent", "counters")}
+        save_checkpoint(folder / f"step_{self.step:09d}.pt", light)
+        if not self.cfg.save_buffer:
+            log.warning(
+                "checkpoint at step %d holds no replay buffer (save_buffer=false): a "
+                "resume restarts collection with an empty buffer and a new seed phase",
+                self.step,
+            )
+        log.info("checkpoint written: %s (step %d)", path, self.step)
+        return path
+
+    def resume(self) -> None:
+        """Continue from ``checkpoints/latest.pt`` of the run folder."""
+        path = latest_checkpoint(self.run_dir)
+        if path is None:
+            raise FileNotFoundError(f"resume=true but {self.run_dir} has no checkpoints/{LATEST}")
+        ckpt = load_checkpoint(path)
+        c = ckpt["counters"]
+        self.agent.load_state_dict(ckpt["agent"])
+        self.step, self.updates, self.episodes = c["step"], c["updates"], c["episodes"]
+        self.phase_start, self.last_eval = c["phase_start"], c["last_eval"]
+        self.logger.truncate_after(self.step)
+        self.logger.resume_clock(c["wall_time"])
+        set_rng_state(ckpt["rng"], {"actions": self.rng})
+        if ckpt["buffer"] is not None:
+            self.buffer.load_state_dict(ckpt["buffer"])
+            if ckpt["episode"] is not None:
+                self._replay_episode(ckpt["episode"])
+        else:
+            log.warning(
+                "checkpoint %s has no replay buffer: collection restarts with an empty "
+                "buffer and a new seed phase of %d steps",
+                path,
+                self.seed_steps,
+            )
+            self.phase_start = self.step
+            self.obs = None
+        log.info("resumed %s at step %d (%d updates)", self.run_dir, self.step, self.updates)
+
+    def _replay_episode(self, ep: dict[str, Any]) -> None:
+        """Bring the training env back to the checkpoint's state by replaying the episode."""
+        self.episode_seed = int(ep["seed"])
+        obs, _ = self.env.reset(seed=self.episode_seed)
+        for action in ep["actions"].numpy():
+            obs, *_ = self.env.step(action)
+        if not np.allclose(obs, ep["obs"].numpy(), atol=1e-5):
+            log.warning(
+                "replaying the current episode did not reproduce its last observation "
+                "(non-deterministic env?); continuing from the replayed state"
+            )
+        self.obs = np.asarray(obs, np.float32)
+        self.episode_actions = list(ep["actions"].numpy())
+        self.episode_return = float(ep["return"])
+        ps = ep["plan_state"]
+        self.plan_state = PlanState(**ps) if isinstance(ps, dict) else ps
+
+
+def make_agent(cfg: TrainConfig, spec: EnvSpec, device: torch.device) -> Any:
+    """The BOOM agent for a task."""
+    from boom_control.agent.agent import Agent
+
+    return Agent(
+        spec.obs_dim,
+        spec.action_dim,
+        spec.episode_length,
+        cfg.model,
+        cfg.planner,
+        cfg.agent,
+        device,
+        terminates=spec.terminates,
+    )
+
+
+def build_trainer(cfg: TrainConfig, device: torch.device) -> Trainer:
+    """A :class:`Trainer` with the real environment, agent, buffer and CSV logger."""
+    from boom_control.envs import make_env
+
+    if cfg.run_dir is None:
+        cfg = dataclasses.replace(cfg, run_dir=str(cfg.default_run_dir()))
+
+    def env_factory(seed: int) -> Env:
+        return make_env(cfg.task, seed=seed, **cfg.task_options)
+
+    def buffer_factory(spec: EnvSpec) -> ReplayBuffer:
+        return ReplayBuffer(
+            spec.obs_dim,
+            spec.action_dim,
+            cfg.buffer_capacity_or_default(),
+            spec.episode_length,
+            cfg.planner.horizon,
+            cfg.agent.batch_size,
+            device,
+            seed=_stream_seed(cfg.seed, 4),
+        )
+
+    logger = RunLogger(cfg.run_dir, tensorboard=cfg.log_tensorboard)
+    return Trainer(
+        cfg, env_factory, lambda spec: make_agent(cfg, spec, device), buffer_factory, logger
+    )
