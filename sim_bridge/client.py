@@ -1,0 +1,413 @@
+"""The low-level bridge client (a DEALER socket), for lockstep requests and real-time use.
+
+Lockstep: :meth:`BridgeClient.reset` / :meth:`BridgeClient.step` send a request and wait
+for the reply whose ``re`` matches its sequence number; replies to older requests are
+stale and dropped. When no reply comes within ``timeout`` the socket is thrown away and
+rebuilt and the handshake repeated (the "lazy pirate" pattern). Idempotent requests
+(hello, reset, heartbeat) are then retried; a ``step`` is not (it may already have been
+applied, or the server restarted and lost the episode) and raises :class:`EpisodeLost`.
+Every reconnection is counted in :attr:`BridgeClient.reconnects`, every server restart
+(a new session id) in :attr:`BridgeClient.restarts`, and both are logged.
+
+Real time: :meth:`send_action` never waits; :meth:`latest_observation` drains whatever the
+server pushed and returns the newest observation (with its sequence, tick and age).
+
+No boom_control import: the controller and external tools can use it as is.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import zmq
+
+from sim_bridge import protocol as P
+from sim_bridge.protocol import ErrorCode, ProtocolError
+from sim_bridge.transport import is_local, setup_client_curve
+
+log = logging.getLogger(__name__)
+
+
+class BridgeError(RuntimeError):
+    """Base class of client-side bridge failures."""
+
+
+class BridgeTimeout(BridgeError):
+    """The server did not answer within the timeout, retries included."""
+
+
+class HandshakeError(BridgeError):
+    """The server is not what the client expects (contract, task, mode, protocol)."""
+
+
+class EpisodeLost(BridgeError):
+    """A step could not be completed: the server restarted or went silent mid-episode."""
+
+
+class RemoteError(BridgeError):
+    """The server answered with an ``error`` message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"server error {code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What the server announced in the handshake (``raw`` holds every field)."""
+
+    session: int
+    task_id: str
+    mode: str
+    obs_dim: int
+    action_dim: int
+    control_period: float
+    contract_hash: str
+    raw: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_hello(cls, msg: dict[str, Any]) -> ServerInfo:
+        try:
+            info = cls(
+                int(msg["session"]),
+                str(msg["task_id"]),
+                str(msg["mode"]),
+                int(msg["obs_dim"]),
+                int(msg["action_dim"]),
+                float(msg["control_period"]),
+                str(msg["contract_hash"]),
+                msg,
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise HandshakeError(f"incomplete hello from server: {err!r}") from None
+        if P.contract_hash(msg.get("contract") or {}) != info.contract_hash:
+            raise HandshakeError("server's contract JSON does not match its announced hash")
+        return info
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One observation message.
+
+    Attributes:
+        obs: ``(obs_dim,)`` float32.
+        seq: the server's message sequence number.
+        re: the request (lockstep) or action (real time) sequence number it answers.
+        sent_at: server ``time.monotonic()`` when sent.
+        received_at: local ``time.monotonic()`` when received.
+        info: the rest of the message (tick, step, late, watchdog, applied action ...).
+    """
+
+    obs: np.ndarray
+    reward: float
+    terminated: bool
+    truncated: bool
+    seq: int
+    re: int
+    sent_at: float
+    received_at: float
+    shared_clock: bool
+    info: dict[str, Any]
+
+    @property
+    def age(self) -> float:
+        """Seconds since the server sent it (since it was received, across machines)."""
+        ref = self.sent_at if self.shared_clock else self.received_at
+        return time.monotonic() - ref
+
+
+_NOT_OBS = {"v", "type", "seq", "t", "re", "sid", "obs", "reward", "terminated", "truncated"}
+
+
+class BridgeClient:
+    """One connection to a bridge server.
+
+    Args:
+        endpoint: e.g. ``tcp://127.0.0.1:5555`` or ``ipc:///tmp/boom.sock``.
+        timeout: seconds to wait for each reply.
+        retries: reconnection attempts before :class:`BridgeTimeout`.
+        mode: require this server mode (``lockstep``/``realtime``), or None for any.
+        contract_hash: require this observation-contract hash (refused by name otherwise).
+        task: require this task id.
+        curve_server_key / curve_client_cert: certificate files enabling CURVE.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        timeout: float = 2.0,
+        retries: int = 3,
+        mode: str | None = None,
+        contract_hash: str | None = None,
+        task: str | None = None,
+        name: str = "boom-client",
+        curve_server_key: str | None = None,
+        curve_client_cert: str | None = None,
+        max_message_bytes: int = P.MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.retries = retries
+        self._want = {"mode": mode, "contract_hash": contract_hash, "task": task}
+        self._name = name
+        self._curve = (curve_server_key, curve_client_cert)
+        self._shared_clock = is_local(endpoint)
+        self.codec = P.Codec(max_bytes=max_message_bytes)
+        self._ctx = zmq.Context()
+        self._sock: zmq.Socket | None = None
+        self._seq = 0
+        self._info: ServerInfo | None = None
+        self._latest: Observation | None = None
+        self._hello_seq = -1
+        self.reconnects = 0
+        self.restarts = 0
+        self.stale = 0
+        self.errors: list[RemoteError] = []  # asynchronous (real-time) error replies
+
+    # ---- socket and handshake -----------------------------------------------------------
+    @property
+    def info(self) -> ServerInfo:
+        if self._info is None:
+            raise BridgeError("not connected: call connect() first")
+        return self._info
+
+    def _new_socket(self) -> None:
+        if self._sock is not None:
+            self._sock.close(0)
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.linger = 0
+        sock.setsockopt(zmq.MAXMSGSIZE, 16 * self.codec.max_bytes)
+        setup_client_curve(sock, *self._curve)
+        sock.connect(self.endpoint)
+        self._sock = sock
+
+    def _send(self, msg_type: str, **body: Any) -> int:
+        self._seq += 1
+        self._sock.send(self.codec.encode(msg_type, self._seq, **body))
+        return self._seq
+
+    def _hello_body(self) -> dict[str, Any]:
+        return {"client": self._name, **{k: v for k, v in self._want.items() if v is not None}}
+
+    def _accept_hello(self, msg: dict[str, Any]) -> ServerInfo:
+        info = ServerInfo.from_hello(msg)
+        old = self._info
+        if old is not None:
+            if (info.task_id, info.contract_hash, info.obs_dim, info.action_dim) != (
+                old.task_id,
+                old.contract_hash,
+                old.obs_dim,
+                old.action_dim,
+            ):
+                raise HandshakeError(
+                    f"server at {self.endpoint} came back serving {info.task_id} "
+                    f"(contract {info.contract_hash}), was {old.task_id} ({old.contract_hash})"
+                )
+            if info.session != old.session:
+                self.restarts += 1
+                log.warning(
+                    "bridge: server at %s restarted (session %x -> %x)",
+                    self.endpoint,
+                    old.session,
+                    info.session,
+                )
+        self._info = info
+        return info
+
+    def _wait(self, seq: int, timeout: float) -> dict[str, Any] | None:
+        """The reply to ``seq``, or None on timeout; other messages are handled or dropped."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._sock.poll(max(1, int(remaining * 1000))):
+                return None
+            msg = self._recv_one()
+            if msg is not None and msg.get("re") == seq:
+                return msg
+            if msg is not None and msg["type"] != P.OBSERVATION:
+                self.stale += 1
+
+    def _recv_one(self) -> dict[str, Any] | None:
+        try:
+            msg = self.codec.decode(self._sock.recv(zmq.NOBLOCK))
+        except zmq.Again:
+            return None
+        except ProtocolError as err:
+            log.warning("bridge: undecodable message from server: %s", err)
+            return None
+        if (
+            msg["type"] == P.OBSERVATION
+            and self._info is not None
+            and self._info.mode == "realtime"
+        ):
+            self._keep_observation(msg)
+        return msg
+
+    def connect(self) -> ServerInfo:
+        """Open the socket and do the handshake (retrying ``retries`` times)."""
+        self._reconnect(first=True)
+        return self.info
+
+    def _reconnect(self, first: bool = False) -> None:
+        for attempt in range(self.retries + 1):
+            self._new_socket()
+            seq = self._send(P.HELLO, **self._hello_body())
+            reply = self._wait(seq, self.timeout)
+            if reply is None:
+                log.info(
+                    "bridge: no answer from %s (attempt %d/%d)",
+                    self.endpoint,
+                    attempt + 1,
+                    self.retries + 1,
+                )
+                continue
+            if reply["type"] == P.ERROR:
+                raise HandshakeError(
+                    f"server at {self.endpoint} refused: {reply.get('code')}: "
+                    f"{reply.get('message')}"
+                )
+            if reply["type"] != P.HELLO:
+                raise HandshakeError(f"expected hello, got {reply['type']!r}")
+            self._accept_hello(reply)
+            if not first:
+                self.reconnects += 1
+                log.warning(
+                    "bridge: reconnected to %s (%d reconnections, %d server restarts)",
+                    self.endpoint,
+                    self.reconnects,
+                    self.restarts,
+                )
+            return
+        raise BridgeTimeout(
+            f"no answer from {self.endpoint} after {self.retries + 1} tries "
+            f"of {self.timeout:g} s; is `boom sim` running there?"
+        )
+
+    # ---- lockstep requests --------------------------------------------------------------
+    def request(self, msg_type: str, idempotent: bool = True, **body: Any) -> dict[str, Any]:
+        """Send one request and return its reply (lazy pirate on timeout)."""
+        if self._sock is None:
+            self.connect()
+        for _ in range(self.retries + 1):
+            seq = self._send(msg_type, **body)
+            reply = self._wait(seq, self.timeout)
+            if reply is not None and reply["type"] == P.ERROR:
+                if reply.get("code") != ErrorCode.HELLO_REQUIRED:
+                    raise RemoteError(str(reply.get("code")), str(reply.get("message")))
+            elif reply is not None:
+                if reply.get("sid") != self.info.session:  # answered by a restarted server
+                    self._accept_hello({**self.info.raw, "session": reply.get("sid")})
+                return reply
+            self._reconnect()
+            if not idempotent:
+                raise EpisodeLost(
+                    f"{msg_type} to {self.endpoint} got no answer; the server "
+                    f"was reconnected ({self.restarts} restarts); reset to go on"
+                )
+        raise BridgeTimeout(f"{msg_type} to {self.endpoint}: no answer after reconnecting")
+
+    def _to_observation(self, msg: dict[str, Any]) -> Observation:
+        obs = self.codec.read_array(msg, "obs", shape=(self.info.obs_dim,), dtypes=("<f4",))
+        return Observation(
+            obs=obs,
+            reward=float(msg.get("reward", 0.0)),
+            terminated=bool(msg.get("terminated")),
+            truncated=bool(msg.get("truncated")),
+            seq=msg["seq"],
+            re=int(msg.get("re", -1)),
+            sent_at=float(msg["t"]),
+            received_at=time.monotonic(),
+            shared_clock=self._shared_clock,
+            info={k: v for k, v in msg.items() if k not in _NOT_OBS},
+        )
+
+    def reset(self, seed: int | None = None, clear_estop: bool = False) -> Observation:
+        """Start an episode; returns the first observation."""
+        body: dict[str, Any] = {"seed": seed}
+        if clear_estop:
+            body["clear_estop"] = True
+        return self._to_observation(self.request(P.RESET, **body))
+
+    def step(self, action: np.ndarray) -> Observation:
+        """Lockstep: apply ``(action_dim,)`` and return the next observation."""
+        a = np.asarray(action, dtype=np.float64)  # float64: bit-identical to a local env
+        return self._to_observation(self.request(P.STEP, idempotent=False, action=a))
+
+    def heartbeat(self) -> dict[str, Any]:
+        """Server counters (requests, errors, stale, ticks, late, watchdog, overruns ...)."""
+        return self.request(P.HEARTBEAT)
+
+    def estop(self) -> None:
+        """Latch the server's emergency stop (it then applies only the neutral command)."""
+        self.request(P.ESTOP)
+
+    # ---- real time ----------------------------------------------------------------------
+    def send_action(self, action: np.ndarray) -> int:
+        """Send the newest action without waiting; returns its sequence number."""
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != (self.info.action_dim,):
+            raise ValueError(f"action must have shape ({self.info.action_dim},), got {a.shape}")
+        return self._send(P.ACTION, action=a)
+
+    def _keep_observation(self, msg: dict[str, Any]) -> None:
+        if msg.get("sid") != self.info.session:  # a restarted server: sequence starts over
+            self._accept_hello({**self.info.raw, "session": msg.get("sid")})
+            self._latest = None
+        if self._latest is not None and msg["seq"] <= self._latest.seq:
+            self.stale += 1
+            return
+        try:
+            self._latest = self._to_observation(msg)
+        except ProtocolError as err:
+            log.warning("bridge: bad observation from server: %s", err)
+
+    def latest_observation(self, timeout: float = 0.0) -> Observation | None:
+        """Drain pending messages and return the newest observation (None if none yet).
+
+        Waits up to ``timeout`` seconds for a *new* one when nothing newer is queued.
+        Error replies are appended to :attr:`errors`; a ``hello_required`` error (the
+        server restarted) triggers a new hello without blocking.
+        """
+        before = self._latest.seq if self._latest is not None else -1
+        deadline = time.monotonic() + timeout
+        while True:
+            while (msg := self._recv_one()) is not None:
+                if msg["type"] == P.ERROR:
+                    err = RemoteError(str(msg.get("code")), str(msg.get("message")))
+                    self.errors.append(err)
+                    del self.errors[:-100]
+                    if err.code == ErrorCode.HELLO_REQUIRED:
+                        self._hello_seq = self._send(P.HELLO, **self._hello_body())
+                elif msg["type"] == P.HELLO and msg.get("re") == self._hello_seq:
+                    self._accept_hello(msg)
+                    self.reconnects += 1
+            newest = self._latest.seq if self._latest is not None else -1
+            remaining = deadline - time.monotonic()
+            if newest > before or remaining <= 0:
+                return self._latest
+            self._sock.poll(max(1, int(remaining * 1000)))
+
+    def close(self) -> None:
+        """Say goodbye (best effort) and release the socket."""
+        if self._sock is not None:
+            try:
+                if self._info is not None:
+                    self._send(P.CLOSE)
+            except zmq.ZMQError:
+                pass
+            self._sock.close(0)
+            self._sock = None
+        self._ctx.term()
+
+    def __enter__(self) -> BridgeClient:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,215 @@
+"""Wire format of the sim bridge: versioned msgpack messages, arrays as raw bytes.
+
+Every message is one msgpack map with a header and a type-specific body::
+
+    {"v": 1, "type": "step", "seq": 42, "t": 12345.678, ...body}
+
+* ``v``: protocol version (:data:`PROTOCOL_VERSION`); a mismatch is refused.
+* ``seq``: the sender's sequence number, strictly increasing per connection; a message
+  whose number is not newer than the last one seen is stale and dropped.
+* ``t``: the sender's ``time.monotonic()`` when the message was packed.
+* Replies carry ``re`` (the ``seq`` they answer, -1 for undecodable input) and ``sid``
+  (the server's session id, new on every server start: a change means a restart).
+
+Arrays travel as ``{"dtype": "<f4", "shape": [51], "data": <raw little-endian bytes>}``.
+Nothing is ever pickled. Decoding enforces a frame-size limit and msgpack's
+``max_*_len`` limits, so a 5-byte message cannot declare a four-billion-element array.
+
+This module needs only numpy and msgpack: the stand-alone Gymnasium adapter imports it
+from another environment's Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+import msgpack
+import numpy as np
+
+PROTOCOL_VERSION = 1
+MAX_MESSAGE_BYTES = 1 << 20  # one frame; an H1 observation message is ~300 bytes
+MAX_ARRAY_ELEMENTS = 1 << 16
+MAX_NDIM = 4
+
+# Message types.
+HELLO = "hello"  # client -> server: who are you; server -> client: task and specs
+RESET = "reset"  # client -> server: start an episode (body: seed)
+STEP = "step"  # client -> server, lockstep: apply action, advance one control step
+ACTION = "action"  # client -> server, real time: newest action, no reply
+OBSERVATION = "observation"  # server -> client
+HEARTBEAT = "heartbeat"  # both ways: liveness and server counters
+ESTOP = "estop"  # client -> server: latch the emergency stop; server acknowledges
+ERROR = "error"  # server -> client: code and message
+CLOSE = "close"  # both ways: the client leaves / the server acknowledges
+MESSAGE_TYPES = frozenset({HELLO, RESET, STEP, ACTION, OBSERVATION, HEARTBEAT, ESTOP, ERROR, CLOSE})
+
+
+class ErrorCode:
+    """Codes of ``error`` replies (a stable vocabulary clients can branch on)."""
+
+    MALFORMED = "malformed"  # not msgpack, not a map, truncated, bad field types
+    TOO_LARGE = "too_large"  # frame or declared size over the limits
+    BAD_VERSION = "bad_version"
+    BAD_TYPE = "bad_type"  # unknown or unexpected message type
+    BAD_ARRAY = "bad_array"  # array encoding wrong (dtype, byte count)
+    BAD_SHAPE = "bad_shape"  # array of the wrong shape for this server
+    NOT_FINITE = "not_finite"  # NaN or Inf in an action
+    HELLO_REQUIRED = "hello_required"  # this connection never said hello (or the server restarted)
+    CONTRACT_MISMATCH = "contract_mismatch"
+    TASK_MISMATCH = "task_mismatch"
+    WRONG_MODE = "wrong_mode"  # e.g. ``step`` sent to a real-time server
+    NEEDS_RESET = "needs_reset"
+    ESTOPPED = "estopped"
+    BACKEND = "backend"  # the simulator or driver raised
+
+
+class ProtocolError(ValueError):
+    """A message that cannot be accepted; ``code`` is one of :class:`ErrorCode`."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+def pack_array(a: np.ndarray) -> dict[str, Any]:
+    """``{"dtype", "shape", "data"}`` with little-endian raw bytes (C order)."""
+    a = np.ascontiguousarray(a)
+    if a.dtype.byteorder == ">":
+        a = a.astype(a.dtype.newbyteorder("<"))
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"cannot send arrays of dtype {a.dtype}")
+    return {"dtype": a.dtype.str, "shape": list(a.shape), "data": a.tobytes()}
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return pack_array(obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"cannot pack {type(obj).__name__} (only msgpack types and numpy arrays)")
+
+
+def contract_hash(contract_json: dict[str, Any]) -> str:
+    """Hash of an observation contract's JSON, identical to ``ObservationContract.hash``."""
+    blob = json.dumps(contract_json, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class Codec:
+    """Packs and validates messages under fixed size limits.
+
+    Args:
+        max_bytes: largest frame accepted by :meth:`decode`.
+        max_elements: largest array (elements) accepted by :meth:`read_array`.
+    """
+
+    def __init__(
+        self, max_bytes: int = MAX_MESSAGE_BYTES, max_elements: int = MAX_ARRAY_ELEMENTS
+    ) -> None:
+        self.max_bytes = max_bytes
+        self.max_elements = max_elements
+        self._limits = {
+            "max_bin_len": max_bytes,
+            "max_str_len": max_bytes,
+            "max_array_len": max(max_elements, 1024),
+            "max_map_len": 1024,
+            "max_ext_len": 0,
+        }
+        self._packer = msgpack.Packer(default=_default, use_bin_type=True)
+
+    def encode(self, msg_type: str, seq: int, **body: Any) -> bytes:
+        """One message as bytes; ``body`` values may be numpy arrays."""
+        body.update(v=PROTOCOL_VERSION, type=msg_type, seq=seq, t=time.monotonic())
+        return self._packer.pack(body)
+
+    def decode(self, frame: bytes) -> dict[str, Any]:
+        """Unpack and check the header; raises :class:`ProtocolError` on any problem."""
+        if len(frame) > self.max_bytes:
+            raise ProtocolError(
+                ErrorCode.TOO_LARGE, f"message of {len(frame)} bytes, limit {self.max_bytes}"
+            )
+        try:
+            msg = msgpack.unpackb(frame, raw=False, strict_map_key=True, **self._limits)
+        except Exception as err:  # msgpack raises several unrelated types
+            code = ErrorCode.TOO_LARGE if "exceeds max" in str(err) else ErrorCode.MALFORMED
+            raise ProtocolError(code, f"cannot unpack message: {err}") from None
+        if not isinstance(msg, dict):
+            raise ProtocolError(
+                ErrorCode.MALFORMED, f"message is a {type(msg).__name__}, not a map"
+            )
+        version = msg.get("v")
+        if version != PROTOCOL_VERSION:
+            raise ProtocolError(
+                ErrorCode.BAD_VERSION,
+                f"protocol version {version!r}, this side speaks {PROTOCOL_VERSION}",
+            )
+        msg_type = msg.get("type")
+        if msg_type not in MESSAGE_TYPES:
+            raise ProtocolError(ErrorCode.BAD_TYPE, f"unknown message type {msg_type!r}")
+        seq = msg.get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise ProtocolError(ErrorCode.MALFORMED, f"seq must be a non-negative int, got {seq!r}")
+        if not isinstance(msg.get("t"), (int, float)):
+            raise ProtocolError(ErrorCode.MALFORMED, "missing monotonic timestamp 't'")
+        return msg
+
+    def read_array(
+        self,
+        msg: dict[str, Any],
+        key: str,
+        shape: tuple[int, ...] | None = None,
+        dtypes: tuple[str, ...] = ("<f4", "<f8"),
+    ) -> np.ndarray:
+        """Decode the array under ``key``, checking dtype, byte count and (optionally) shape."""
+        enc = msg.get(key)
+        if not isinstance(enc, dict):
+            raise ProtocolError(ErrorCode.MALFORMED, f"{key!r} must be an encoded array")
+        dtype, dims, data = enc.get("dtype"), enc.get("shape"), enc.get("data")
+        if dtype not in dtypes:
+            raise ProtocolError(
+                ErrorCode.BAD_ARRAY, f"{key!r}: dtype {dtype!r} not accepted (use one of {dtypes})"
+            )
+        if (
+            not isinstance(dims, list)
+            or len(dims) > MAX_NDIM
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in dims)
+        ):
+            raise ProtocolError(ErrorCode.BAD_ARRAY, f"{key!r}: bad shape {dims!r}")
+        count = 1
+        for d in dims:
+            count *= d
+        if count > self.max_elements:
+            raise ProtocolError(
+                ErrorCode.TOO_LARGE,
+                f"{key!r}: shape {dims} has {count} elements, limit {self.max_elements}",
+            )
+        if not isinstance(data, bytes):
+            raise ProtocolError(ErrorCode.BAD_ARRAY, f"{key!r}: data must be bytes")
+        itemsize = np.dtype(dtype).itemsize
+        if len(data) != count * itemsize:
+            raise ProtocolError(
+                ErrorCode.BAD_ARRAY,
+                f"{key!r}: {len(data)} bytes for shape {dims} of {dtype} "
+                f"(expected {count * itemsize})",
+            )
+        if shape is not None and tuple(dims) != tuple(shape):
+            raise ProtocolError(
+                ErrorCode.BAD_SHAPE, f"{key!r} must have shape {list(shape)}, got {dims}"
+            )
+        return np.frombuffer(data, dtype=dtype).reshape(dims)
+
+
+def read_seed(msg: dict[str, Any]) -> int | None:
+    """The optional ``seed`` of a ``reset`` message (None or 0 <= seed < 2**32)."""
+    seed = msg.get("seed")
+    if seed is None:
+        return None
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise ProtocolError(
+            ErrorCode.MALFORMED, f"seed must be null or in [0, 2**32), got {seed!r}"
+        )
+    return seed

@@ -1,0 +1,155 @@
+"""``RemoteEnv``: a task served by ``boom sim`` (lockstep), as an ordinary ``Env``.
+
+``make_env("zmq:tcp://127.0.0.1:5555", seed=0)`` returns one, so ``boom train`` and
+``boom eval`` run over the bridge unchanged. The spec (dims, control period, episode length,
+observation contract, action mapping) comes from the server's handshake; the contract hash
+is checked against its JSON and, when ``contract_hash`` is given, against that.
+
+If the server restarts mid-episode, the client reconnects (see ``sim_bridge.client``) and
+the interrupted step returns ``truncated=True`` with ``info["episode_lost"] = True`` (the
+last observation repeated, reward 0); ``on_restart="raise"`` raises instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from boom_control.envs.base import ActionError, ActionMapping, Env, EnvSpec, TaskError
+from boom_control.envs.contract import ObservationContract
+from sim_bridge.client import BridgeClient, EpisodeLost, HandshakeError, RemoteError
+from sim_bridge.protocol import ErrorCode
+
+
+def _mapping(data: dict[str, Any] | None, action_dim: int) -> ActionMapping:
+    if not data:
+        return ActionMapping((1.0,) * action_dim, (0.0,) * action_dim)
+    return ActionMapping(
+        tuple(data.get("scale", ())),
+        tuple(data.get("offset", ())),
+        tuple(data.get("names", ())),
+        data.get("kind", "actuator"),
+        tuple(data.get("kp", ())),
+        tuple(data.get("kd", ())),
+    )
+
+
+class RemoteEnv(Env):
+    """A lockstep bridge server seen as an environment.
+
+    Args:
+        name: the endpoint, e.g. ``tcp://127.0.0.1:5555``.
+        seed: seed of the first ``reset()`` that passes none (later ones continue the
+            server's random stream), so ``make_env("zmq:...", seed=s)`` matches
+            ``make_env(task, seed=s)``.
+        timeout: seconds to wait for each reply.
+        retries: reconnection attempts before giving up.
+        contract_hash: refuse a server whose observation contract differs.
+        task: refuse a server serving another task.
+        on_restart: ``truncate`` (default) or ``raise`` when an episode is lost.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        seed: int | None = 0,
+        timeout: float = 5.0,
+        retries: int = 5,
+        contract_hash: str | None = None,
+        task: str | None = None,
+        on_restart: str = "truncate",
+        curve_server_key: str | None = None,
+        curve_client_cert: str | None = None,
+    ) -> None:
+        if on_restart not in ("truncate", "raise"):
+            raise TaskError(f"on_restart must be 'truncate' or 'raise', got {on_restart!r}")
+        self.client = BridgeClient(
+            name,
+            timeout=timeout,
+            retries=retries,
+            mode="lockstep",
+            contract_hash=contract_hash,
+            task=task,
+            name="RemoteEnv",
+            curve_server_key=curve_server_key,
+            curve_client_cert=curve_client_cert,
+        )
+        try:
+            info = self.client.connect()
+        except HandshakeError as err:
+            self.client.close()
+            raise TaskError(f"zmq:{name}: {err}") from None
+        except Exception:
+            self.client.close()
+            raise
+        raw = info.raw
+        contract = ObservationContract.from_json(raw["contract"])
+        if contract.hash != info.contract_hash:
+            raise TaskError(
+                f"zmq:{name}: contract JSON hashes to {contract.hash}, server "
+                f"announced {info.contract_hash}"
+            )
+        super().__init__(
+            EnvSpec(
+                task_id=info.task_id,
+                obs_dim=info.obs_dim,
+                action_dim=info.action_dim,
+                control_period=info.control_period,
+                episode_length=int(raw["episode_length"]),
+                contract=contract,
+                action_mapping=_mapping(raw.get("action_mapping"), info.action_dim),
+                physics_dt=float(raw.get("physics_dt", info.control_period)),
+                substeps=int(raw.get("substeps", 1)),
+                terminates=bool(raw.get("terminates")),
+                success_return=raw.get("success_return"),
+                extras={"endpoint": name, "server": raw.get("server"), "mode": info.mode},
+            )
+        )
+        self._first_seed = seed
+        self._raise_on_restart = on_restart == "raise"
+        self._last_obs = np.zeros(info.obs_dim, dtype=np.float32)
+
+    @property
+    def reconnects(self) -> int:
+        """How often the client had to rebuild its connection."""
+        return self.client.reconnects
+
+    @property
+    def restarts(self) -> int:
+        """How often the server was seen to restart."""
+        return self.client.restarts
+
+    def _reset(self, seed: int | None) -> tuple[np.ndarray, dict[str, Any]]:
+        if seed is None:
+            seed, self._first_seed = self._first_seed, None
+        else:
+            self._first_seed = None
+        before = self.client.reconnects
+        ob = self.client.reset(seed)
+        self._last_obs = ob.obs
+        return ob.obs.copy(), {"reconnected": self.client.reconnects > before}
+
+    def _step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, dict[str, Any]]:
+        try:
+            ob = self.client.step(action)
+        except EpisodeLost:
+            if self._raise_on_restart:
+                raise
+            return self._last_obs.copy(), 0.0, False, {"reconnected": True, "episode_lost": True}
+        except RemoteError as err:
+            if err.code in (ErrorCode.BAD_SHAPE, ErrorCode.NOT_FINITE):
+                raise ActionError(str(err)) from None
+            raise
+        self._last_obs = ob.obs
+        return ob.obs.copy(), ob.reward, ob.terminated, {"server_truncated": ob.truncated}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = super().step(action)
+        if info.get("episode_lost") or info.get("server_truncated"):
+            truncated = not terminated
+            self._needs_reset = True
+        return obs, reward, terminated, truncated, info
+
+    def close(self) -> None:
+        self.client.close()

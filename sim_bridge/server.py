@@ -1,0 +1,464 @@
+"""The bridge server: one ROUTER socket in front of a :class:`Backend`.
+
+The backend is a simulator (``sim_server.SimBackend``), any Gymnasium env
+(``gym_server.GymBackend``) or a robot driver (``hardware.HardwareBackend``); the protocol,
+validation, watchdog, action limits and emergency stop live here, so every backend gets
+them.
+
+Modes:
+
+* ``lockstep``: each ``step`` request advances one control step and is answered with the
+  observation. Deterministic.
+* ``realtime``: after a ``reset`` the backend advances every ``control_period`` seconds of
+  wall time (monotonic clock, absolute deadlines, sleep then spin). Clients send ``action``
+  messages whenever they like; each tick applies the newest one. A tick with no new action
+  is *late*: counted, and the last action is held (``on_late="hold"``) or the neutral
+  (damping) action is applied (``on_late="damp"``). After ``watchdog_periods`` periods with
+  no action at all the neutral action is applied until a fresh one arrives. Every tick's
+  observation is pushed to each real-time client.
+
+This module does not import boom_control (the Gymnasium adapter runs it stand-alone).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import zmq
+
+from sim_bridge import protocol as P
+from sim_bridge.protocol import ErrorCode, ProtocolError
+from sim_bridge.transport import check_bind, setup_server_curve
+
+log = logging.getLogger(__name__)
+MODES = ("lockstep", "realtime")
+
+
+class Backend(Protocol):
+    """What the server drives. Actions are normalised to [-1, 1] and already validated."""
+
+    def describe(self) -> dict[str, Any]:
+        """Handshake fields: task_id, obs_dim, action_dim, control_period, episode_length,
+        contract (JSON), contract_hash, action_mapping, physics_dt, substeps, terminates,
+        success_return."""
+
+    def reset(self, seed: int | None) -> tuple[np.ndarray, dict[str, Any]]: ...
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """``(obs, reward, terminated, truncated, info)`` for a ``(action_dim,)`` action."""
+
+    def neutral_action(self) -> np.ndarray:
+        """The hold/damping action applied on watchdog, estop or (optionally) late actions."""
+
+    def estop(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How a bridge server listens and behaves."""
+
+    endpoint: str = "tcp://127.0.0.1:5555"  # where to bind
+    mode: str = "lockstep"  # lockstep | realtime
+    on_late: str = "hold"  # realtime, tick without a new action: hold | damp
+    watchdog_periods: int = 10  # realtime: periods with no action before the neutral action
+    allow_remote: bool = False  # permit binding a non-loopback interface
+    curve_secret_key: str | None = None  # server certificate (secret) enabling CURVE
+    curve_clients: str | None = None  # directory of authorised client public certificates
+    client_timeout: float = 10.0  # seconds of silence before a client is forgotten
+    max_message_bytes: int = P.MAX_MESSAGE_BYTES  # larger frames get a too_large reply
+    spin: float = 2e-4  # realtime: seconds spun (not slept) before each deadline
+    name: str = "boom-sim"  # server name announced in the handshake
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.on_late not in ("hold", "damp"):
+            raise ValueError(f"on_late must be 'hold' or 'damp', got {self.on_late!r}")
+        if self.watchdog_periods < 1:
+            raise ValueError("watchdog_periods must be >= 1")
+
+
+@dataclass
+class ServerStats:
+    """Counters reported in heartbeat replies."""
+
+    requests: int = 0
+    errors: int = 0
+    stale: int = 0
+    ticks: int = 0
+    late: int = 0
+    watchdog: int = 0
+    overruns: int = 0
+    episodes: int = 0
+    clients_expired: int = 0
+
+
+@dataclass
+class _Client:
+    last_seq: int
+    last_seen: float
+    realtime: bool = False
+
+
+@dataclass
+class _RealtimeState:
+    running: bool = False
+    pending: np.ndarray | None = None
+    pending_seq: int = -1
+    held: np.ndarray | None = None
+    applied_seq: int = -1
+    last_action_t: float = 0.0
+    had_action: bool = False
+    in_watchdog: bool = False
+    episode_step: int = 0
+    subscribers: set[bytes] = field(default_factory=set)
+
+
+class BridgeServer:
+    """Serves one backend; :meth:`run` blocks until ``stop`` is set."""
+
+    def __init__(self, backend: Backend, config: ServerConfig) -> None:
+        check_bind(config.endpoint, config.allow_remote)
+        self.backend = backend
+        self.cfg = config
+        self.codec = P.Codec(max_bytes=config.max_message_bytes)
+        self.session = secrets.randbits(62)
+        desc = dict(backend.describe())
+        self.action_dim = int(desc["action_dim"])
+        self.period = float(desc["control_period"])
+        self.info = {
+            **desc,
+            "mode": config.mode,
+            "server": config.name,
+            "protocol": P.PROTOCOL_VERSION,
+            "session": self.session,
+        }
+        self._neutral = np.asarray(backend.neutral_action(), dtype=np.float64)
+        self.stats = ServerStats()
+        self._clients: dict[bytes, _Client] = {}
+        self._seq = 0
+        self._needs_reset = True
+        self._estopped = False
+        self._rt = _RealtimeState()
+        self._sock: zmq.Socket | None = None
+        self.bound = threading.Event()
+
+    # ---- sending ------------------------------------------------------------------------
+    def _send(self, ident: bytes, msg_type: str, re: int, **body: Any) -> None:
+        self._seq += 1
+        frame = self.codec.encode(msg_type, self._seq, re=re, sid=self.session, **body)
+        # A full queue means that client is not reading: drop rather than block.
+        with contextlib.suppress(zmq.Again):
+            self._sock.send_multipart([ident, frame], flags=zmq.NOBLOCK)
+
+    def _error(self, ident: bytes, code: str, detail: str, re: int = -1) -> None:
+        self.stats.errors += 1
+        log.debug("error reply %s: %s", code, detail)
+        self._send(ident, P.ERROR, re, code=code, message=detail)
+
+    def _observation(
+        self,
+        ident: bytes,
+        re: int,
+        obs: np.ndarray,
+        reward: float,
+        terminated: bool,
+        truncated: bool,
+        **extra: Any,
+    ) -> None:
+        self._send(
+            ident,
+            P.OBSERVATION,
+            re,
+            obs=np.asarray(obs, dtype=np.float32),
+            reward=float(reward),
+            terminated=bool(terminated),
+            truncated=bool(truncated),
+            **extra,
+        )
+
+    # ---- requests -----------------------------------------------------------------------
+    def _handle(self, frames: list[bytes], now: float) -> None:
+        ident, payload = frames[0], frames[1:]
+        self.stats.requests += 1
+        if len(payload) != 1:
+            return self._error(ident, ErrorCode.MALFORMED, f"expected 1 frame, got {len(payload)}")
+        try:
+            msg = self.codec.decode(payload[0])
+        except ProtocolError as err:
+            return self._error(ident, err.code, err.detail)
+        msg_type, seq = msg["type"], msg["seq"]
+        if msg_type == P.HELLO:
+            return self._on_hello(ident, msg, now)
+        client = self._clients.get(ident)
+        if client is None:
+            return self._error(
+                ident,
+                ErrorCode.HELLO_REQUIRED,
+                "say hello first (the server may have restarted)",
+                seq,
+            )
+        if seq <= client.last_seq:
+            self.stats.stale += 1
+            return None
+        client.last_seq, client.last_seen = seq, now
+        handler = self._handlers.get(msg_type)
+        if handler is None:
+            return self._error(
+                ident, ErrorCode.BAD_TYPE, f"a server does not accept {msg_type!r}", seq
+            )
+        try:
+            return handler(self, ident, msg, now)
+        except ProtocolError as err:
+            return self._error(ident, err.code, err.detail, seq)
+        except Exception as err:  # a backend failure must not take the server down
+            log.exception("backend failed on %s", msg_type)
+            self._needs_reset = True
+            return self._error(ident, ErrorCode.BACKEND, f"{type(err).__name__}: {err}", seq)
+
+    def _on_hello(self, ident: bytes, msg: dict[str, Any], now: float) -> None:
+        seq = msg["seq"]
+        want_hash, want_task, want_mode = msg.get("contract_hash"), msg.get("task"), msg.get("mode")
+        if want_hash is not None and want_hash != self.info["contract_hash"]:
+            return self._error(
+                ident,
+                ErrorCode.CONTRACT_MISMATCH,
+                f"server task {self.info['task_id']} has observation contract "
+                f"{self.info['contract_hash']}, client expects {want_hash}",
+                seq,
+            )
+        if want_task is not None and want_task != self.info["task_id"]:
+            return self._error(
+                ident,
+                ErrorCode.TASK_MISMATCH,
+                f"server serves {self.info['task_id']}, client expects {want_task}",
+                seq,
+            )
+        if want_mode is not None and want_mode != self.cfg.mode:
+            return self._error(
+                ident,
+                ErrorCode.WRONG_MODE,
+                f"server runs in {self.cfg.mode} mode, client wants {want_mode}",
+                seq,
+            )
+        self._clients[ident] = _Client(seq, now, realtime=self.cfg.mode == "realtime")
+        if self.cfg.mode == "realtime":
+            self._rt.subscribers.add(ident)
+        log.info("client %s connected (%s)", ident.hex(), msg.get("client", "?"))
+        self._send(ident, P.HELLO, seq, **self.info)
+
+    def _read_action(self, msg: dict[str, Any]) -> np.ndarray:
+        a = self.codec.read_array(msg, "action", shape=(self.action_dim,)).astype(np.float64)
+        if not np.all(np.isfinite(a)):
+            raise ProtocolError(ErrorCode.NOT_FINITE, "action contains NaN or Inf")
+        return np.clip(a, -1.0, 1.0)  # the action limits of every backend
+
+    def _on_reset(self, ident: bytes, msg: dict[str, Any], now: float) -> None:
+        seed = P.read_seed(msg)
+        if self._estopped:
+            if not msg.get("clear_estop"):
+                raise ProtocolError(
+                    ErrorCode.ESTOPPED, "emergency stop latched; reset with clear_estop=true"
+                )
+            self._estopped = False
+            log.warning("emergency stop cleared by client %s", ident.hex())
+        obs, _ = self.backend.reset(seed)
+        self._needs_reset = False
+        self.stats.episodes += 1
+        if self.cfg.mode == "realtime":
+            self._rt = _RealtimeState(
+                running=True,
+                held=self._neutral.copy(),
+                last_action_t=now,
+                subscribers=self._rt.subscribers,
+            )
+        self._observation(
+            ident, msg["seq"], obs, 0.0, False, False, step=0, episode=self.stats.episodes
+        )
+
+    def _on_step(self, ident: bytes, msg: dict[str, Any], now: float) -> None:
+        if self.cfg.mode != "lockstep":
+            raise ProtocolError(ErrorCode.WRONG_MODE, "real-time server: send 'action' messages")
+        if self._estopped:
+            raise ProtocolError(ErrorCode.ESTOPPED, "emergency stop latched")
+        action = self._read_action(msg)
+        if self._needs_reset:
+            raise ProtocolError(ErrorCode.NEEDS_RESET, "episode over (or never started): reset")
+        obs, reward, terminated, truncated, _ = self.backend.step(action)
+        self.stats.ticks += 1
+        self._needs_reset = bool(terminated or truncated)
+        self._observation(ident, msg["seq"], obs, reward, terminated, truncated)
+
+    def _on_action(self, ident: bytes, msg: dict[str, Any], now: float) -> None:
+        if self.cfg.mode != "realtime":
+            raise ProtocolError(ErrorCode.WRONG_MODE, "lockstep server: send 'step' requests")
+        if self._estopped:
+            raise ProtocolError(ErrorCode.ESTOPPED, "emergency stop latched; action ignored")
+        self._rt.pending = self._read_action(msg)
+        self._rt.pending_seq = msg["seq"]
+        self._rt.last_action_t = now
+
+    def _on_heartbeat(self, ident: bytes, msg: dict[str, Any], now: float) -> None:
+        self._send(
+            ident,
+            P.HEARTBEAT,
+            msg["seq"],
+            stats=self.stats.__dict__.copy(),
+            estopped=self._estopped,
+        )
+
+    def _on_estop(self, ident: bytes, msg: dict[str, Any], now: float) -> None:
+        self._estopped = True
+        log.warning("emergency stop from client %s", ident.hex())
+        try:
+            self.backend.estop()
+        finally:
+            self._send(ident, P.ESTOP, msg["seq"], estopped=True)
+
+    def _on_close(self, ident: bytes, msg: dict[str, Any], now: float) -> None:
+        self._clients.pop(ident, None)
+        self._rt.subscribers.discard(ident)
+        self._send(ident, P.CLOSE, msg["seq"])
+
+    _handlers: ClassVar[dict[str, Any]] = {
+        P.RESET: _on_reset,
+        P.STEP: _on_step,
+        P.ACTION: _on_action,
+        P.HEARTBEAT: _on_heartbeat,
+        P.ESTOP: _on_estop,
+        P.CLOSE: _on_close,
+    }
+
+    # ---- real-time tick -----------------------------------------------------------------
+    def _tick(self, now: float) -> None:
+        rt = self._rt
+        if not rt.running:
+            return
+        late = False
+        watchdog = now - rt.last_action_t > self.cfg.watchdog_periods * self.period
+        if self._estopped:
+            action = self._neutral
+        elif rt.pending is not None:
+            action, rt.held, rt.applied_seq = rt.pending, rt.pending, rt.pending_seq
+            rt.pending, rt.had_action, rt.in_watchdog = None, True, False
+        elif watchdog:
+            action = self._neutral
+            if not rt.in_watchdog:
+                rt.in_watchdog = True
+                self.stats.watchdog += 1
+                log.warning(
+                    "watchdog: no action for %d periods, applying the neutral action",
+                    self.cfg.watchdog_periods,
+                )
+        else:
+            late = rt.had_action
+            self.stats.late += late
+            action = rt.held if self.cfg.on_late == "hold" else self._neutral
+        obs, reward, terminated, truncated, _ = self.backend.step(action)
+        self.stats.ticks += 1
+        rt.episode_step += 1
+        for ident in rt.subscribers:
+            self._observation(
+                ident,
+                rt.applied_seq,
+                obs,
+                reward,
+                terminated,
+                truncated,
+                tick=self.stats.ticks,
+                step=rt.episode_step,
+                late=late,
+                watchdog=rt.in_watchdog,
+                estopped=self._estopped,
+                action=np.asarray(action, dtype=np.float32),
+            )
+        if terminated or truncated:  # real time never stops: start the next episode
+            self.backend.reset(None)
+            self.stats.episodes += 1
+            rt.episode_step = 0
+
+    # ---- loops --------------------------------------------------------------------------
+    def _drain(self, now: float) -> None:
+        for _ in range(1000):
+            try:
+                frames = self._sock.recv_multipart(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._handle(frames, now)
+            now = time.monotonic()
+
+    def _expire(self, now: float) -> None:
+        old = [i for i, c in self._clients.items() if now - c.last_seen > self.cfg.client_timeout]
+        for ident in old:
+            del self._clients[ident]
+            self._rt.subscribers.discard(ident)
+            self.stats.clients_expired += 1
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Bind, serve until ``stop`` is set, close the socket in any case."""
+        stop = stop or threading.Event()
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.ROUTER)
+        sock.linger = 0
+        sock.setsockopt(zmq.MAXMSGSIZE, 16 * self.cfg.max_message_bytes)
+        auth = setup_server_curve(ctx, sock, self.cfg.curve_secret_key, self.cfg.curve_clients)
+        self._sock = sock
+        try:
+            sock.bind(self.cfg.endpoint)
+            log.info(
+                "serving %s on %s (%s)", self.info["task_id"], self.cfg.endpoint, self.cfg.mode
+            )
+            self.bound.set()
+            if self.cfg.mode == "lockstep":
+                self._run_lockstep(stop)
+            else:
+                self._run_realtime(stop)
+        finally:
+            sock.close(0)
+            if auth is not None:
+                auth.stop()
+            ctx.term()
+
+    def _run_lockstep(self, stop: threading.Event) -> None:
+        next_expire = time.monotonic() + 1.0
+        while not stop.is_set():
+            if self._sock.poll(100):
+                self._drain(time.monotonic())
+            now = time.monotonic()
+            if now > next_expire:
+                self._expire(now)
+                next_expire = now + 1.0
+
+    def _run_realtime(self, stop: threading.Event) -> None:
+        period, spin = self.period, self.cfg.spin
+        deadline = time.monotonic() + period
+        next_expire = deadline + 1.0
+        while not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining > spin:  # sleep in poll, handling messages as they come
+                ms = int((remaining - spin) * 1000)
+                if self._sock.poll(ms):
+                    self._drain(time.monotonic())
+                elif ms == 0:
+                    time.sleep(remaining - spin)
+                continue
+            while time.monotonic() < deadline:  # spin the last fraction of a millisecond
+                pass
+            self._tick(deadline)
+            deadline += period
+            now = time.monotonic()
+            if now > deadline:  # a tick overran a whole period: count it, re-anchor
+                self.stats.overruns += 1
+                deadline = now + period
+            if now > next_expire:
+                self._expire(now)
+                next_expire = now + 1.0

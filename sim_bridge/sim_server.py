@@ -1,0 +1,91 @@
+"""MuJoCo sim server: any task of ``boom_control.envs`` behind the bridge protocol.
+
+``boom sim TASK --bind tcp://127.0.0.1:5555 --mode lockstep|realtime`` runs
+:func:`serve_task`; ``python -m sim_bridge.sim_server TASK ...`` is the same command.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+import numpy as np
+
+from boom_control.envs.base import Env
+from sim_bridge.protocol import contract_hash
+from sim_bridge.server import BridgeServer, ServerConfig
+from sim_bridge.transport import check_bind
+
+
+class SimBackend:
+    """Adapts a :class:`boom_control.envs.base.Env` to the server's backend interface."""
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        mapping = env.spec.action_mapping
+        scale = np.asarray(mapping.scale, dtype=np.float64)
+        offset = np.asarray(mapping.offset, dtype=np.float64)
+        # Neutral = the normalised action whose actuator command is zero (no torque / the
+        # zero target), clipped into range.
+        safe = np.where(scale != 0.0, scale, 1.0)
+        self._neutral = np.clip(np.where(scale != 0.0, -offset / safe, 0.0), -1.0, 1.0)
+        if self._neutral.shape != (env.spec.action_dim,):
+            self._neutral = np.zeros(env.spec.action_dim)
+
+    def describe(self) -> dict[str, Any]:
+        spec = self.env.spec
+        contract = spec.contract.to_json()
+        assert contract_hash(contract) == spec.contract.hash
+        return {
+            **spec.summary(),
+            "contract": contract,
+            "action_mapping": spec.action_mapping.to_json(),
+            "success_return": spec.success_return,
+        }
+
+    def reset(self, seed: int | None) -> tuple[np.ndarray, dict[str, Any]]:
+        return self.env.reset(seed)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        return self.env.step(action)
+
+    def neutral_action(self) -> np.ndarray:
+        return self._neutral
+
+    def estop(self) -> None:
+        """A simulator has nothing to cut; the server applies the neutral action."""
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def serve_task(
+    task_id: str,
+    config: ServerConfig,
+    seed: int | None = 0,
+    stop: threading.Event | None = None,
+    **options: Any,
+) -> None:
+    """Build ``task_id`` with ``make_env`` and serve it until SIGINT/SIGTERM or ``stop``."""
+    from boom_control.envs.registry import make_env
+
+    if task_id.startswith("zmq:"):
+        raise ValueError("serving a zmq: task would chain bridges; serve the task itself")
+    check_bind(config.endpoint, config.allow_remote)  # before paying for the model
+    env = make_env(task_id, seed=seed, **options)
+    server = BridgeServer(SimBackend(env), config)
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+    try:
+        server.run(stop)
+    finally:
+        env.close()
+
+
+if __name__ == "__main__":
+    from boom_control.cli.sim import sim
+
+    sim()
