@@ -17,7 +17,11 @@ from torch import nn
 from boom_control.agent.ops import simnorm
 
 INIT_STD = 0.02
-"""Std of the truncated-normal weight initialisation."""
+"""Std of the truncated-normal weight initialisation (truncated at +-2 std)."""
+
+
+def _trunc_normal_(w: torch.Tensor) -> torch.Tensor:
+    return nn.init.trunc_normal_(w, std=INIT_STD, a=-2 * INIT_STD, b=2 * INIT_STD)
 
 
 class SimNorm(nn.Module):
@@ -79,7 +83,7 @@ def init_weights(module: nn.Module) -> None:
     """Truncated-normal (std 0.02) weights and zero biases for every ``nn.Linear``."""
     for m in module.modules():
         if isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=INIT_STD)
+            _trunc_normal_(m.weight)
             nn.init.zeros_(m.bias)
 
 
@@ -111,7 +115,7 @@ class QEnsemble(nn.Module):
     def reset_parameters(self) -> None:
         """Truncated-normal weights, zero biases, unit LayerNorm gains, zero last layer."""
         for w in self.weight:
-            nn.init.trunc_normal_(w, std=INIT_STD)
+            _trunc_normal_(w)
         nn.init.zeros_(self.weight[-1])
         for b in self.bias:
             nn.init.zeros_(b)
@@ -141,7 +145,7 @@ class QEnsemble(nn.Module):
             h = torch.baddbmm(biases[i].unsqueeze(1), h.expand(w.shape[0], -1, -1), w)
             if i == 0:
                 h = F.dropout(h, self.dropout, self.training)
-            h = F.layer_norm(h, h.shape[-1:]) * g.unsqueeze(1) + beta.unsqueeze(1)
+            h = F.layer_norm(h, (g.shape[-1],)) * g.unsqueeze(1) + beta.unsqueeze(1)
             h = F.mish(h)
         h = torch.baddbmm(
             biases[-1].unsqueeze(1), h.expand(weights[-1].shape[0], -1, -1), weights[-1]

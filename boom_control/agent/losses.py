@@ -72,6 +72,29 @@ class LossConstants:
         )
 
 
+@torch.no_grad()
+def td_target(
+    model: WorldModel,
+    next_z: torch.Tensor,
+    reward: torch.Tensor,
+    terminated: torch.Tensor,
+    c: LossConstants,
+) -> torch.Tensor:
+    """``r_t + gamma * (1 - terminated) * Q_min_target(z'_{t+1}, pi(z'_{t+1}))``.
+
+    The termination mask applies only to models built with ``terminates``.
+
+    Args:
+        next_z: (H, B, L) online encodings of o_1..o_H; reward, terminated: (H, B).
+    Returns:
+        (H, B, 1).
+    """
+    next_action, _ = model.pi(next_z)
+    next_q = model.Q(next_z, next_action, return_type="min", target=True)
+    bootstrap = 1.0 - terminated.unsqueeze(-1) * float(c.terminates)
+    return reward.unsqueeze(-1) + c.gamma * bootstrap * next_q
+
+
 def world_model_loss(
     model: WorldModel, batch: Batch, c: LossConstants
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
@@ -87,10 +110,7 @@ def world_model_loss(
     reward = batch.reward.unsqueeze(-1)
     with torch.no_grad():
         next_z = model.encode(batch.obs[1:])
-        next_action, _ = model.pi(next_z)
-        bootstrap = 1.0 - batch.terminated.unsqueeze(-1) * float(c.terminates)
-        next_q = model.Q(next_z, next_action, return_type="min", target=True)
-        td_target = reward + c.gamma * bootstrap * next_q
+        td = td_target(model, next_z, batch.reward, batch.terminated, c)
 
     z = model.encode(batch.obs[0])
     zs = [z]
@@ -106,7 +126,7 @@ def world_model_loss(
     reward_loss = (c.rho_pows * reward_ce.mean(dim=(1, 2))).sum()
     q_logits = model.Q(rollout, batch.action, return_type="all")  # (Q, H, B, bins)
     num_q = q_logits.shape[0]
-    value_ce = soft_ce(q_logits, td_target.unsqueeze(0).expand(num_q, -1, -1, -1), c.vmin, c.vmax)
+    value_ce = soft_ce(q_logits, td.unsqueeze(0).expand(num_q, -1, -1, -1), c.vmin, c.vmax)
     value_loss = (c.rho_pows * value_ce.mean(dim=(2, 3)).sum(0)).sum()
 
     consistency = consistency / horizon

@@ -1,0 +1,85 @@
+"""Symlog / two-hot regression, SimNorm, Gaussian log-likelihood and derived constants."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from boom_control.agent import AgentConfig, discount_for
+from boom_control.agent.ops import (
+    gaussian_log_prob,
+    make_bins,
+    simnorm,
+    soft_ce,
+    symexp,
+    symlog,
+    two_hot,
+    two_hot_inv,
+)
+
+torch.set_num_threads(1)
+VMIN, VMAX, NUM_BINS = -10.0, 10.0, 101
+
+
+def test_symlog_symexp_inverse():
+    x = torch.tensor([-1e4, -3.5, -1.0, 0.0, 0.2, 7.0, 1e4], dtype=torch.float64)
+    torch.testing.assert_close(symexp(symlog(x)), x)
+    assert symlog(torch.tensor(math.e - 1)).item() == pytest.approx(1.0)
+
+
+def test_two_hot_round_trip():
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(200, generator=g) * 50, torch.tensor([0.0, -3.0, 1e3])])
+    x = x.double()
+    probs = two_hot(x, VMIN, VMAX, NUM_BINS)
+    assert probs.shape == (x.numel(), NUM_BINS)
+    torch.testing.assert_close(probs.sum(-1), torch.ones_like(x))
+    assert ((probs > 0).sum(-1) <= 2).all()
+    bins = make_bins(VMIN, VMAX, NUM_BINS).double()
+    # Probabilities -> logits -> decode gives the value back.
+    decoded = two_hot_inv(torch.log(probs + 1e-30), bins).squeeze(-1)
+    torch.testing.assert_close(decoded, x, rtol=1e-6, atol=1e-6)
+
+
+def test_two_hot_clamps_out_of_range():
+    probs = two_hot(torch.tensor([1e9, -1e9]), VMIN, VMAX, NUM_BINS)
+    assert probs[0, -1] == 1.0 and probs[1, 0] == 1.0
+
+
+def test_soft_ce_is_negative_log_softmax_on_a_bin():
+    logits = torch.randn(4, NUM_BINS)
+    target = symexp(torch.full((4, 1), 0.2 * 7 - 10))  # exactly bin 7
+    expected = -torch.log_softmax(logits, -1)[:, 7:8]
+    torch.testing.assert_close(soft_ce(logits, target, VMIN, VMAX), expected)
+
+
+def test_simnorm_groups_sum_to_one():
+    x = torch.randn(3, 5, 64) * 4
+    y = simnorm(x, 8)
+    assert y.shape == x.shape and (y >= 0).all()
+    torch.testing.assert_close(y.view(3, 5, 8, 8).sum(-1), torch.ones(3, 5, 8))
+
+
+def test_gaussian_log_prob_scaled_form():
+    eps = torch.randn(6, 21, dtype=torch.float64)
+    log_std = torch.rand(6, 21, dtype=torch.float64) * 4 - 3
+    expected = [
+        21
+        * (sum(-(e**2) / 2 - s for e, s in zip(er, sr, strict=True)) - 0.5 * math.log(2 * math.pi))
+        for er, sr in zip(eps.tolist(), log_std.tolist(), strict=True)
+    ]
+    got = gaussian_log_prob(eps, log_std).squeeze(-1)
+    torch.testing.assert_close(got, torch.tensor(expected, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(("action_dim", "expected"), [(21, 1 / 50), (38, 1 / 1000), (61, 1 / 50)])
+def test_lambda_by_action_dim(action_dim, expected):
+    assert AgentConfig().lambda_for(action_dim) == pytest.approx(expected)
+    assert AgentConfig(align_lambda=0.0).lambda_for(action_dim) == 0.0
+
+
+@pytest.mark.parametrize(("length", "gamma"), [(500, 0.99), (1000, 0.995), (20, 0.95)])
+def test_discount_from_episode_length(length, gamma):
+    assert discount_for(length) == pytest.approx(gamma)
