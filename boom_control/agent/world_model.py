@@ -52,8 +52,7 @@ class WorldModel(nn.Module):
         self._Qs = QEnsemble(
             cfg.num_q, latent + action_dim, [hid, hid], cfg.num_bins, dropout=cfg.dropout
         )
-        init_weights(self)
-        self._Qs.reset_parameters()
+        init_weights(self)  # Linear layers; the Q ensemble initialises itself
         self._target_Qs = copy.deepcopy(self._Qs).requires_grad_(False).eval()
         self.register_buffer("bins", make_bins(cfg.vmin, cfg.vmax, cfg.num_bins), persistent=False)
         self._log_std_min = cfg.log_std_min
@@ -109,6 +108,14 @@ class WorldModel(nn.Module):
             raise RuntimeError("this WorldModel was built with terminates=False")
         return self._termination(z)
 
+    def pi_params(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pre-tanh Gaussian parameters ``(..., L) -> mean (..., A), log_std (..., A)``.
+
+        ``log_std = log_std_min + (log_std_max - log_std_min) * (tanh(x) + 1) / 2``.
+        """
+        mean, x = self._pi(z).chunk(2, dim=-1)
+        return mean, self._log_std_min + 0.5 * self._log_std_range * (torch.tanh(x) + 1)
+
     def pi(
         self, z: torch.Tensor, eps: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -123,8 +130,7 @@ class WorldModel(nn.Module):
             ``[log_std_min, log_std_max]``), ``eps`` and ``log_prob (..., 1)`` in TD-MPC2's
             scaled form ``A * (sum(-eps^2/2 - log_std) - log(2 pi)/2) - sum(log(1 - a^2))``.
         """
-        mean, x = self._pi(z).chunk(2, dim=-1)
-        log_std = self._log_std_min + 0.5 * self._log_std_range * (torch.tanh(x) + 1)
+        mean, log_std = self.pi_params(z)
         if eps is None:
             eps = torch.randn_like(mean)
         pre_tanh = mean + eps * log_std.exp()
