@@ -112,3 +112,26 @@ def test_memory_report():
     rows = 1000 + 20 + 1
     assert buf.nbytes == rows * (4 * (O + 3 * A + 2) + 8 * 2)
     assert "MiB" in buf.describe() and f"{rows:,} rows" in buf.describe()
+
+
+def test_load_into_larger_buffer():
+    small = make(capacity=18, episode_length=50, seed=1)  # 19 rows
+    fill(small, [10, 7])  # exactly full: the write pointer is back at row 0
+    assert small.ptr == 0 and small.filled == small.capacity
+    big = make(capacity=400, episode_length=50, seed=2)
+    big.load_state_dict(small.state_dict())
+    assert torch.equal(small.sample().obs, big.sample().obs)  # not wrapped: exact
+    fill(big, [5], first_episode=2)
+    assert big.ptr == 19 + 6 and big.size == 25
+    check_windows(big.sample())
+    assert np.array_equal(big.obs[18], [1, 7, 0]) and np.array_equal(big.obs[19], [2, 0, 0])
+    # wrapped: the newest rows survive, oldest first, windows still inside episodes
+    tiny = make(capacity=20, episode_length=10, seed=1)
+    fill(tiny, [10] * 5)
+    grown = make(capacity=60, episode_length=10, seed=1)
+    grown.load_state_dict(tiny.state_dict())
+    assert grown.size == tiny.capacity and grown.ptr == tiny.capacity
+    np.testing.assert_array_equal(grown.obs[tiny.capacity - 1], [4, 10, 0])
+    check_windows(grown.sample())
+    fill(grown, [6], first_episode=5)
+    check_windows(grown.sample())

@@ -69,6 +69,7 @@ class ReplayBuffer:
         self.rng = np.random.default_rng(seed)
         self.ptr = 0  # next row to write
         self.rows_written = 0  # rows written since creation
+        self.filled = 0  # rows holding data (rows 0..filled-1)
         self.episodes = 0  # episodes started
         self.transitions = 0  # transitions added since creation
         self._last: int | None = None  # row of the current episode's latest observation
@@ -85,6 +86,7 @@ class ReplayBuffer:
         self.episode[row] = self.episodes - 1
         self.counter[row] = self.rows_written
         self.rows_written += 1
+        self.filled = min(self.filled + 1, self.capacity)
         self.ptr = (row + 1) % self.capacity
         return row
 
@@ -118,7 +120,7 @@ class ReplayBuffer:
     @property
     def size(self) -> int:
         """Rows currently holding data."""
-        return min(self.rows_written, self.capacity)
+        return self.filled
 
     def valid_starts(self, rows: np.ndarray) -> np.ndarray:
         """Boolean mask: which of ``rows`` begin a window of H+1 rows inside one episode."""
@@ -174,7 +176,7 @@ class ReplayBuffer:
         """One log line with the buffer's size and memory use."""
         return (
             f"replay buffer: {self.capacity:,} rows (obs {self.obs.shape[1]}, action "
-            f"{self.action.shape[1]}), {self.nbytes / 2**20:,.1f} MiB preallocated in host memory"
+            f"{self.action.shape[1]}), {self.nbytes / 2**20:,.2f} MiB preallocated in host memory"
         )
 
     # -------------------------------------------------------------- persistence
@@ -196,20 +198,40 @@ class ReplayBuffer:
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from :meth:`state_dict`; the capacity and dims must match."""
-        if state["capacity"] != self.capacity:
-            raise ValueError(
-                f"buffer checkpoint has {state['capacity']} rows, this buffer {self.capacity}"
-            )
-        for name in _ARRAYS:
-            arr = state[name].numpy()
+        """Restore from :meth:`state_dict`.
+
+        A buffer that never wrapped loads into any capacity large enough and samples exactly
+        as before (a resumed run may extend ``steps`` and so the default capacity). Otherwise
+        the newest rows are laid out oldest-first and a warning says sampling differs.
+        """
+        arrays = {name: state[name].numpy() for name in _ARRAYS}
+        for name, arr in arrays.items():
             dst = getattr(self, name)
             if arr.shape[1:] != dst.shape[1:]:
                 raise ValueError(f"buffer checkpoint {name}: shape {arr.shape}, want {dst.shape}")
-            dst[: len(arr)] = arr
-        self.ptr = int(state["ptr"])
+        n, ptr, old_cap = len(arrays["obs"]), int(state["ptr"]), int(state["capacity"])
+        wrapped = int(state["rows_written"]) > old_cap
+        if old_cap == self.capacity:
+            order = np.arange(n)
+        elif not wrapped and n <= self.capacity:
+            order, ptr = np.arange(n), n
+        else:
+            keep = min(n, self.capacity)
+            order = ((ptr + np.arange(old_cap)) % old_cap)[-keep:]  # oldest first
+            ptr = keep % self.capacity
+            log.warning(
+                "replay buffer checkpoint has %d rows, this buffer %d: kept the newest %d "
+                "rows; sampling will not match the original run",
+                old_cap,
+                self.capacity,
+                keep,
+            )
+        for name, arr in arrays.items():
+            getattr(self, name)[: len(order)] = arr[order]
+        self.filled = len(order)
+        self.ptr = ptr % self.capacity
         self.rows_written = int(state["rows_written"])
         self.episodes = int(state["episodes"])
         self.transitions = int(state["transitions"])
-        self._last = None if state["last"] is None else int(state["last"])
+        self._last = None if state["last"] is None else (self.ptr - 1) % self.capacity
         self.rng.bit_generator.state = state["rng"]

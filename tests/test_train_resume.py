@@ -1,0 +1,82 @@
+"""Resuming a real BOOM run continues with exactly the updates of an uninterrupted run."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from boom_control.device import resolve_device
+from boom_control.train.checkpoint import load_checkpoint
+from boom_control.train.config import load_train_config
+from boom_control.train.trainer import build_trainer
+
+pytest.importorskip("dm_control")
+
+TINY = [
+    "task=dmc:cartpole-swingup",
+    "task_options={episode_length: 50}",
+    "device=cpu",
+    "model.enc_dim=64",
+    "model.mlp_dim=64",
+    "model.latent_dim=32",
+    "model.num_q=2",
+    "planner.num_samples=32",
+    "planner.num_elites=8",
+    "planner.num_pi_trajs=4",
+    "planner.iterations=2",
+    "agent.batch_size=32",
+    "seed_steps=60",
+    "eval_freq=50",
+    "eval_episodes=1",
+    "eval_at_start=false",
+    "log_every=1",
+    "log_tensorboard=false",
+    "seed=7",
+]
+
+
+def run(run_dir: Path, *overrides: str):
+    cfg = load_train_config([*TINY, f"run_dir={run_dir}", *overrides])
+    trainer = build_trainer(cfg, resolve_device("cpu"))
+    try:
+        trainer.run()
+    finally:
+        trainer.logger.close()
+    return trainer
+
+
+def logged(run_dir: Path, after: int) -> list[tuple[str, ...]]:
+    with (run_dir / "log.csv").open(newline="") as f:
+        return [
+            (r["step"], r["group"], r["name"], r["value"])
+            for r in csv.DictReader(f)
+            if int(r["step"]) > after
+        ]
+
+
+def test_resume_is_exact(tmp_path):
+    torch.set_num_threads(1)
+    # uninterrupted: 100 steps, checkpoint at 75 (mid-episode: episodes are 50 steps)
+    full = run(tmp_path / "full", "steps=100", "checkpoint_every=75")
+    # interrupted at 75, then resumed to 100
+    run(tmp_path / "cut", "steps=75", "checkpoint_every=75")
+    resumed = run(tmp_path / "cut", "steps=100", "checkpoint_every=75", "resume=true")
+
+    assert resumed.step == full.step == 100 and resumed.updates == full.updates == 100
+    # every logged metric after the checkpoint: train losses of each update, episode
+    # returns and the step-100 evaluation
+    after_full, after_resumed = logged(tmp_path / "full", 75), logged(tmp_path / "cut", 75)
+    assert any(g == "train" for _, g, _, _ in after_full)
+    assert any(g == "eval" for _, g, _, _ in after_full)
+    assert after_resumed == after_full
+    # and the final weights, optimiser moments and running scale
+    a = load_checkpoint(tmp_path / "full" / "checkpoints" / "latest.pt")["agent"]
+    b = load_checkpoint(tmp_path / "cut" / "checkpoints" / "latest.pt")["agent"]
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    assert torch.equal(a["running_scale"], b["running_scale"])
+    sa, sb = a["optim"]["state"], b["optim"]["state"]
+    assert all(torch.equal(sa[k]["exp_avg"], sb[k]["exp_avg"]) for k in sa)
