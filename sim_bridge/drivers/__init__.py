@@ -1,0 +1,1 @@
+"""Robot drivers for the hardware bridge (``sim_bridge.hardware.RobotDriver``)."""
