@@ -109,8 +109,7 @@ class Trainer:
         cfg = self.cfg
         if cfg.resume:
             self.resume()
-        else:
-            dump_yaml(cfg, self.run_dir / "config.yaml")
+        dump_yaml(cfg, self.run_dir / "config.yaml")  # a later resume starts from these values
         log.info(self.buffer.describe())
         if self.step == 0 and cfg.eval_at_start:
             self.evaluate()

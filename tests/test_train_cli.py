@@ -1,0 +1,88 @@
+"""``boom train`` / ``boom eval`` / ``boom plot`` end to end on a tiny run."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from boom_control.cli import cli
+from boom_control.config import ConfigError
+from boom_control.train.checkpoint import load_checkpoint
+
+pytest.importorskip("dm_control")
+
+TINY = [
+    "task=dmc:cartpole-swingup",
+    "task_options={episode_length: 40}",
+    "preset=1M",
+    "model.enc_dim=64",
+    "model.mlp_dim=64",
+    "model.latent_dim=32",
+    "model.num_q=2",
+    "planner.num_samples=32",
+    "planner.num_elites=8",
+    "planner.num_pi_trajs=4",
+    "planner.iterations=2",
+    "agent.batch_size=32",
+    "steps=120",
+    "seed_steps=50",
+    "eval_freq=60",
+    "eval_episodes=1",
+    "checkpoint_every=60",
+    "log_every=10",
+    "seed=1",
+    "device=cpu",
+    "log_tensorboard=false",
+]
+
+
+def test_train_eval_plot_end_to_end(tmp_path):
+    torch.set_num_threads(1)
+    run_dir = tmp_path / "run"
+    runner = CliRunner()
+    result = runner.invoke(cli, ["train", *TINY, f"run_dir={run_dir}"])
+    assert result.exit_code == 0, result.output
+    assert f"run dir: {run_dir}" in result.output and "device: cpu" in result.output
+
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"config.yaml", "log.csv", "eval.csv", "checkpoints", "curve.png"} <= names
+    with (run_dir / "eval.csv").open(newline="") as f:
+        evals = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in evals] == [0, 60, 120]
+    assert all(float(r["planner_return_mean"]) >= 0 for r in evals)
+    ckpts = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert ckpts == ["latest.pt", "step_000000060.pt", "step_000000120.pt"]
+    state = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+    assert state["config"]["model"]["preset"] == "1M" and state["counters"]["updates"] == 120
+    assert (run_dir / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+    result = runner.invoke(
+        cli,
+        [
+            "eval",
+            str(run_dir / "checkpoints" / "step_000000120.pt"),
+            "--episodes",
+            "2",
+            "--device",
+            "cpu",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "planner:" in result.output and "policy:" in result.output
+    assert "over 2 episodes" in result.output
+
+    out = tmp_path / "curve2.png"
+    result = runner.invoke(cli, ["plot", str(run_dir), "--out", str(out), "--reference", "839"])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+    # the same folder again without resume=true is refused instead of overwritten
+    result = runner.invoke(cli, ["train", *TINY, f"run_dir={run_dir}"])
+    assert isinstance(result.exception, ConfigError) and "resume=true" in str(result.exception)
+    # resume extends the run
+    result = runner.invoke(cli, ["train", f"run_dir={run_dir}", "resume=true", "steps=130"])
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(run_dir / "checkpoints" / "latest.pt")["step"] == 130

@@ -1,0 +1,64 @@
+"""Training config: presets, the ``preset=`` shortcut, strict keys, resume from config.yaml."""
+
+from __future__ import annotations
+
+import pytest
+
+from boom_control.config import ConfigError, dump_yaml
+from boom_control.train.config import TrainConfig, load_train_config, model_presets
+
+
+def test_defaults_from_train_yaml():
+    cfg = load_train_config([])
+    assert isinstance(cfg, TrainConfig)
+    assert cfg.task == "dmc:walker-walk" and cfg.steps == 1_000_000
+    assert cfg.seed_steps_for(500) == 2500 and cfg.seed_steps_for(100) == 1000
+    assert cfg.buffer_capacity_or_default() == cfg.steps
+
+
+@pytest.mark.parametrize("key", ["stpes=10", "model.mlp_dmi=3", "planner.horizn=4", "agnet.lr=1"])
+def test_misspelled_keys_are_rejected_with_the_valid_ones(key):
+    with pytest.raises(ConfigError, match="unknown config key") as err:
+        load_train_config([key])
+    assert "valid keys" in str(err.value)
+
+
+def test_wrong_types_and_values_are_rejected():
+    with pytest.raises(ConfigError, match="steps"):
+        load_train_config(["steps=lots"])
+    with pytest.raises(ConfigError, match="eval_freq"):
+        load_train_config(["eval_freq=0"])
+    with pytest.raises(ConfigError, match="run_dir"):
+        load_train_config(["resume=true"])
+
+
+@pytest.mark.parametrize("spelling", ["preset=1M", "model.preset=1M"])
+def test_model_preset_shortcut_merges_before_overrides(spelling):
+    assert {"1M", "5M"} <= set(model_presets())
+    cfg = load_train_config([spelling, "model.mlp_dim=100"])
+    assert cfg.model.preset == "1M" and cfg.model.latent_dim == 128 and cfg.model.num_q == 2
+    assert cfg.model.mlp_dim == 100  # the explicit override wins over the preset
+    assert load_train_config(["preset=5M"]).model.latent_dim == 512
+
+
+def test_unknown_preset_lists_the_available_ones():
+    with pytest.raises(ConfigError, match=r"unknown model preset '7M'; available: .*1M.*5M"):
+        load_train_config(["preset=7M"])
+
+
+def test_resume_starts_from_the_saved_config(tmp_path):
+    saved = load_train_config(["task=dmc:cartpole-swingup", "seed=4", "preset=1M"])
+    dump_yaml(saved, tmp_path / "config.yaml")
+    cfg = load_train_config([f"run_dir={tmp_path}", "resume=true", "steps=5000"])
+    assert (cfg.task, cfg.seed, cfg.model.preset, cfg.steps) == (
+        "dmc:cartpole-swingup",
+        4,
+        "1M",
+        5000,
+    )
+    assert cfg.resume
+
+
+def test_smoke_preset_loads():
+    cfg = load_train_config([], presets=("train", "train_smoke"))
+    assert cfg.steps < 1000 and cfg.model.latent_dim == 32
