@@ -314,6 +314,9 @@ class BridgeClient:
 
     def _to_observation(self, msg: dict[str, Any]) -> Observation:
         obs = self.codec.read_array(msg, "obs", shape=(self.info.obs_dim,), dtypes=("<f4",))
+        info = {k: v for k, v in msg.items() if k not in _NOT_OBS}
+        if "action" in info:  # real time: the action the server applied at this tick
+            info["action"] = self.codec.read_array(msg, "action", shape=(self.info.action_dim,))
         return Observation(
             obs=obs,
             reward=float(msg.get("reward", 0.0)),
@@ -324,7 +327,7 @@ class BridgeClient:
             sent_at=float(msg["t"]),
             received_at=time.monotonic(),
             shared_clock=self._shared_clock,
-            info={k: v for k, v in msg.items() if k not in _NOT_OBS},
+            info=info,
         )
 
     def reset(self, seed: int | None = None, clear_estop: bool = False) -> Observation:

@@ -55,7 +55,8 @@ class ServerProcess:
         self.args, self.endpoint, self.timeout = args, endpoint, timeout
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> ServerProcess:
+    def launch(self) -> ServerProcess:
+        """Start the process without waiting for it to serve."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
             [sys.executable, *self.args],
@@ -63,6 +64,11 @@ class ServerProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        return self
+
+    def start(self) -> ServerProcess:
+        """Start the process and wait until it answers a hello."""
+        self.launch()
         deadline = time.monotonic() + self.timeout
         while True:
             if self.proc.poll() is not None:
