@@ -191,3 +191,36 @@ def test_requests_before_hello_are_refused(cartpole_server: str) -> None:
     finally:
         sock.close(0)
         ctx.term()
+
+
+def test_curve_encryption_and_client_authentication(tmp_path: Path) -> None:
+    import zmq.auth
+
+    from sim_bridge.client import BridgeTimeout
+
+    keys, allowed = tmp_path / "keys", tmp_path / "allowed"
+    keys.mkdir()
+    allowed.mkdir()
+    _, server_secret = zmq.auth.create_certificates(keys, "server")
+    client_public, client_secret = zmq.auth.create_certificates(keys, "client")
+    (allowed / "client.key").write_text(Path(client_public).read_text())
+    endpoint = free_tcp_endpoint()
+    cfg = ServerConfig(
+        endpoint=endpoint, curve_secret_key=str(server_secret), curve_clients=str(allowed)
+    )
+    env = make_env(TASK, seed=0)
+    try:
+        with server_thread(SimBackend(env), cfg):
+            server_public = str(keys / "server.key")
+            with BridgeClient(
+                endpoint, curve_server_key=server_public, curve_client_cert=str(client_secret)
+            ) as client:
+                assert client.reset(seed=0).obs.shape == (5,)
+            stranger = BridgeClient(
+                endpoint, timeout=0.3, retries=0, curve_server_key=server_public
+            )
+            with pytest.raises(BridgeTimeout):
+                stranger.connect()
+            stranger.close()
+    finally:
+        env.close()

@@ -85,7 +85,7 @@ def sim(
     """Serve TASK (any `boom tasks` id) over the sim bridge until interrupted."""
     from sim_bridge.server import ServerConfig
     from sim_bridge.sim_server import serve_task
-    from sim_bridge.transport import BridgeSecurityError
+    from sim_bridge.transport import BridgeSecurityError, check_bind
 
     try:
         config = ServerConfig(
@@ -99,8 +99,9 @@ def sim(
         )
     except ValueError as err:
         raise click.UsageError(str(err)) from None
-    click.echo(f"boom sim: {task} on {endpoint} ({mode})", err=True)
     try:
+        check_bind(endpoint, allow_remote)
+        click.echo(f"boom sim: {task} on {endpoint} ({mode})", err=True)
         serve_task(task, config, seed=seed, **_parse_options(options))
     except BridgeSecurityError as err:
         raise click.UsageError(str(err)) from None
