@@ -1,0 +1,12 @@
+"""Export: a trained run -> a self-describing controller bundle (ONNX + TorchScript).
+
+from export import export_run, load_bundle
+bundle = export_run("runs/my-run", "bundles/my-run")
+model = load_bundle("bundles/my-run").model("onnx")      # planner-facing heads
+"""
+
+from export.bundle import Bundle, BundleError, load_bundle
+from export.exporter import export_bundle, export_run
+from export.parity import ParityError
+
+__all__ = ["Bundle", "BundleError", "ParityError", "export_bundle", "export_run", "load_bundle"]

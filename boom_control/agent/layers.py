@@ -102,6 +102,7 @@ class QEnsemble(nn.Module):
         super().__init__()
         self.num_q = num_q
         self.dropout = float(dropout)
+        self.hidden = tuple(int(d) for d in hidden)
         dims = [in_dim, *hidden, out_dim]
         self.weight = nn.ParameterList(
             nn.Parameter(torch.empty(num_q, d_in, d_out))
@@ -145,7 +146,7 @@ class QEnsemble(nn.Module):
             h = torch.baddbmm(biases[i].unsqueeze(1), h.expand(w.shape[0], -1, -1), w)
             if i == 0:
                 h = F.dropout(h, self.dropout, self.training)
-            h = F.layer_norm(h, (g.shape[-1],)) * g.unsqueeze(1) + beta.unsqueeze(1)
+            h = F.layer_norm(h, (self.hidden[i],)) * g.unsqueeze(1) + beta.unsqueeze(1)
             h = F.mish(h)
         h = torch.baddbmm(
             biases[-1].unsqueeze(1), h.expand(weights[-1].shape[0], -1, -1), weights[-1]

@@ -22,8 +22,11 @@ def symlog(x: torch.Tensor) -> torch.Tensor:
 
 
 def symexp(x: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`symlog`: ``sign(x) * (exp(|x|) - 1)``."""
-    return torch.sign(x) * torch.expm1(x.abs())
+    """Inverse of :func:`symlog`: ``sign(x) * (exp(|x|) - 1)``.
+
+    Written with ``exp`` rather than ``expm1`` so the read-out exports to every ONNX opset.
+    """
+    return torch.sign(x) * (torch.exp(x.abs()) - 1)
 
 
 def make_bins(

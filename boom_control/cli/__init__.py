@@ -20,6 +20,7 @@ COMMANDS = {
     "train": ("boom_control.cli.train:train", "Train a BOOM agent on a task."),
     "eval": ("boom_control.cli.train:evaluate", "Evaluate a checkpoint (planner and policy)."),
     "plot": ("boom_control.cli.train:plot", "Plot the learning curve of a run."),
+    "export": ("boom_control.cli.export:export", "Export a trained run to a controller bundle."),
     "sim": ("boom_control.cli.sim:sim", "Serve a task's MuJoCo simulation over ZeroMQ."),
 }
 

@@ -1,0 +1,186 @@
+"""The controller bundle on disk: ``bundle.json`` plus ONNX and TorchScript files.
+
+A bundle is one folder, loadable without the training code's config::
+
+    bundle/
+      bundle.json          metadata (see BUNDLE_KEYS), shapes, checksums, versions
+      onnx/<part>.onnx     every part as ONNX (pinned opset, dynamic batch)
+      torchscript/<part>.pt
+      parity.json          exported-vs-eager errors on recorded observations
+
+:func:`load_bundle` verifies the format version and the SHA-256 of every file, and refuses
+a corrupted, truncated or mismatched bundle with :class:`BundleError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from boom_control.agent.config import ModelConfig, PlannerConfig
+from boom_control.agent.ops import make_bins
+from boom_control.agent.planner import PlanConstants
+from boom_control.agent.world_model import WorldModel
+from boom_control.envs.contract import ObservationContract
+from export.backends import BackendName, EagerRunner, OnnxRunner, PartsModel, TorchScriptRunner
+from export.parts import build_parts
+
+FORMAT = "boom-control-bundle"
+WEIGHTS = "weights/model.pt"
+FORMAT_VERSION = 1
+BUNDLE_FILE = "bundle.json"
+
+
+class BundleError(RuntimeError):
+    """The bundle is missing, corrupted, of another format version or does not fit the task."""
+
+
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Deterministic JSON (sorted keys, fixed indentation, trailing newline)."""
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle: metadata and the paths of its parts."""
+
+    root: Path
+    meta: dict[str, Any]
+
+    @property
+    def task_id(self) -> str:
+        return self.meta["task"]["task_id"]
+
+    @property
+    def contract(self) -> ObservationContract:
+        return ObservationContract.from_json(self.meta["task"]["observation_contract"])
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self.meta["task"]["obs_dim"])
+
+    @property
+    def action_dim(self) -> int:
+        return int(self.meta["task"]["action_dim"])
+
+    @property
+    def terminates(self) -> bool:
+        return bool(self.meta["task"]["terminates"])
+
+    @property
+    def parts(self) -> list[str]:
+        return list(self.meta["parts"])
+
+    def files(self, kind: str) -> dict[str, Path]:
+        """Part name -> file for ``kind`` in ``{"onnx", "torchscript"}``."""
+        return {name: self.root / p[kind] for name, p in self.meta["parts"].items()}
+
+    def bins(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        m = self.meta["model"]
+        return make_bins(m["vmin"], m["vmax"], m["num_bins"]).to(device)
+
+    def eager_model(self, device: torch.device | str = "cpu") -> WorldModel:
+        """The eager world model rebuilt from the bundle's config and weights."""
+        task = self.meta["task"]
+        cfg = ModelConfig(**self.meta["model"]["config"])
+        model = WorldModel(task["obs_dim"], task["action_dim"], cfg, task["terminates"])
+        state = torch.load(self.root / WEIGHTS, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+        return model.to(device).eval()
+
+    def plan_constants(self, device: torch.device | str = "cpu") -> PlanConstants:
+        """Planner constants recorded in the bundle (the trained run's defaults)."""
+        p = self.meta["planner"]
+        return PlanConstants.build(
+            PlannerConfig(**p["config"]),
+            self.action_dim,
+            p["gamma"],
+            self.meta["model"]["config"]["num_q"],
+            torch.device(device),
+            self.terminates,
+        )
+
+    def check_contract(self, contract: ObservationContract, where: str = "the task") -> None:
+        """Refuse a bundle whose observation contract differs from ``contract``."""
+        if contract.hash != self.contract.hash:
+            raise BundleError(
+                f"observation contract mismatch: bundle {self.root} expects contract "
+                f"{self.contract.hash} ({self.task_id}), {where} provides {contract.hash}; "
+                f"first difference: {self.contract.diff(contract)}"
+            )
+
+    def model(
+        self, backend: BackendName, device: torch.device | str = "cpu", threads: int = 0
+    ) -> PartsModel:
+        """The planner-facing model of this bundle on a backend."""
+        device = torch.device(device)
+        if backend == "onnx":
+            run = OnnxRunner(self.files("onnx"), device, threads=threads)
+        elif backend == "torchscript":
+            run = TorchScriptRunner(self.files("torchscript"), device)
+        elif backend == "torch":
+            run = EagerRunner(build_parts(self.eager_model(device), self.plan_constants(device)))
+        else:
+            raise BundleError(f"unknown backend {backend!r}; use torch, torchscript or onnx")
+        return PartsModel(run, self.bins(device), self.terminates)
+
+
+def load_bundle(path: str | Path, contract: ObservationContract | None = None) -> Bundle:
+    """Read and verify a bundle folder.
+
+    Args:
+        path: the bundle folder (or its ``bundle.json``).
+        contract: when given, the task's observation contract; a mismatch is refused.
+    Raises:
+        BundleError: missing files, checksum mismatch, unknown format or version.
+    """
+    root = Path(path)
+    if root.name == BUNDLE_FILE:
+        root = root.parent
+    meta_path = root / BUNDLE_FILE
+    if not meta_path.is_file():
+        raise BundleError(f"{root} is not a bundle: no {BUNDLE_FILE}")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BundleError(f"{meta_path} is corrupted: {err}") from None
+    if meta.get("format") != FORMAT:
+        raise BundleError(f"{meta_path} is not a {FORMAT} file")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            f"bundle format version {meta.get('format_version')} is not supported by this "
+            f"build (reads version {FORMAT_VERSION}); re-export the run with this version"
+        )
+    for rel, expected in sorted(meta.get("files", {}).items()):
+        file = root / rel
+        if not file.is_file():
+            raise BundleError(f"bundle file {rel} is missing from {root}")
+        actual = sha256(file)
+        if actual != expected:
+            raise BundleError(
+                f"bundle file {rel} fails its checksum (expected {expected[:12]}..., got "
+                f"{actual[:12]}...): the file was modified or truncated"
+            )
+    listed = set(meta.get("files", {}))
+    for name, part in meta.get("parts", {}).items():
+        for kind in ("onnx", "torchscript"):
+            if part.get(kind) not in listed:
+                raise BundleError(f"part {name!r} has no checksummed {kind} file")
+    bundle = Bundle(root, meta)
+    if contract is not None:
+        bundle.check_contract(contract)
+    return bundle

@@ -1,0 +1,265 @@
+"""``boom export``: a trained run (or checkpoint) -> a verified controller bundle.
+
+Steps: load the checkpoint with ``weights_only=True``, rebuild the eager world model, record
+real observations of the task with the trained policy, write every part as ONNX (pinned
+opset, dynamic batch) and TorchScript, check parity of both against the eager model on the
+recorded observations and on one full MPPI plan with fixed noise, and only then move the
+bundle into place. A failed parity check leaves no bundle behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import platform
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import boom_control
+from boom_control.agent.config import PlannerConfig
+from boom_control.agent.planner import PlanConstants
+from boom_control.agent.world_model import WorldModel
+from boom_control.envs import Env
+from export.backends import EagerRunner, PartsModel
+from export.bundle import (
+    BUNDLE_FILE,
+    FORMAT,
+    FORMAT_VERSION,
+    WEIGHTS,
+    Bundle,
+    BundleError,
+    load_bundle,
+    sha256,
+    write_json,
+)
+from export.parity import ParityError, parity_report, record_observations
+from export.parts import build_parts, part_specs
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+"""ONNX opset every part is exported with."""
+
+
+def _example_inputs(
+    spec, obs: torch.Tensor, model: WorldModel, consts: PlanConstants
+) -> tuple[torch.Tensor, ...]:
+    """Inputs for tracing a part, built from recorded observations."""
+    z = model.encode(obs[:4]).detach()
+    a = torch.zeros(4, model.action_dim)
+    n = 8
+    table = {
+        "obs": obs[:4],
+        "z": z,
+        "action": a,
+        "heads": torch.tensor([0, 1]),
+        "actions": torch.zeros(consts.horizon, n, model.action_dim),
+        "value_eps": torch.zeros(n, model.action_dim),
+    }
+    if spec.name == "rollout_value":
+        table["z"] = z[:1]
+    return tuple(table[t.name] for t in spec.inputs)
+
+
+def _write_parts(
+    model: WorldModel, consts: PlanConstants, specs: dict, obs: torch.Tensor, root: Path, opset: int
+) -> dict[str, dict[str, Any]]:
+    parts = build_parts(model, consts)
+    (root / "onnx").mkdir(parents=True)
+    (root / "torchscript").mkdir()
+    listing = {}
+    for name, spec in specs.items():
+        module, example = parts[name], _example_inputs(spec, obs, model, consts)
+        onnx_rel, ts_rel = f"onnx/{name}.onnx", f"torchscript/{name}.pt"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer / legacy-exporter notices
+            torch.onnx.export(
+                module,
+                example,
+                str(root / onnx_rel),
+                dynamo=False,
+                opset_version=opset,
+                input_names=[t.name for t in spec.inputs],
+                output_names=[t.name for t in spec.outputs],
+                dynamic_axes=spec.dynamic_axes(),
+                do_constant_folding=True,
+            )
+            traced = torch.jit.trace(module, example, check_trace=False)
+            # Freezing inlines the weights a part uses and drops the other heads.
+            traced = torch.jit.freeze(traced)
+        torch.jit.save(traced, str(root / ts_rel))
+        listing[name] = {"onnx": onnx_rel, "torchscript": ts_rel, **spec.to_json()}
+    return listing
+
+
+def _versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+
+    return {
+        "boom_control": boom_control.__version__,
+        "torch": torch.__version__.split("+")[0],
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def export_bundle(
+    model: WorldModel,
+    env: Env,
+    planner_cfg: PlannerConfig,
+    gamma: float,
+    out: str | Path,
+    *,
+    preset: str,
+    training: dict[str, Any],
+    tolerance: float = 1e-4,
+    parity_steps: int = 64,
+    seed: int = 0,
+    opset: int = OPSET,
+    overwrite: bool = False,
+) -> Bundle:
+    """Write a bundle for ``model`` trained on ``env``'s task.
+
+    Args:
+        model: the trained world model (moved to the CPU for export).
+        env: the task it was trained on (observations are recorded from it).
+        planner_cfg, gamma: planner defaults written into the bundle and the fused graph.
+        out: bundle folder to create.
+        preset: model size preset name (informational).
+        training: ``{"step": int, "eval_return": float | None, "source": str}``.
+        tolerance: maximum absolute parity error allowed for every part and the plan.
+    Raises:
+        ParityError: an exported part or the plan differs from eager beyond ``tolerance``.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise BundleError(f"{out} exists; pass --overwrite to replace it")
+    model = model.to("cpu").eval()
+    spec = env.spec
+    consts = PlanConstants.build(
+        planner_cfg, spec.action_dim, gamma, model.cfg.num_q, torch.device("cpu"), spec.terminates
+    )
+    obs = record_observations(model, env, parity_steps, seed)
+    specs = part_specs(
+        spec.obs_dim,
+        spec.action_dim,
+        model.cfg.latent_dim,
+        model.cfg.num_bins,
+        consts.horizon,
+        spec.terminates,
+    )
+    tmp = Path(
+        tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None)
+    )
+    try:
+        listing = _write_parts(model, consts, specs, obs, tmp, opset)
+        (tmp / WEIGHTS).parent.mkdir()
+        torch.save({k: v.contiguous() for k, v in model.state_dict().items()}, tmp / WEIGHTS)
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "task": {
+                **spec.summary(),
+                "observation_contract": spec.contract.to_json(),
+                "action_mapping": spec.action_mapping.to_json(),
+            },
+            "model": {
+                "preset": preset,
+                "config": dataclasses.asdict(model.cfg),
+                "vmin": model.cfg.vmin,
+                "vmax": model.cfg.vmax,
+                "num_bins": model.cfg.num_bins,
+                "latent_dim": model.cfg.latent_dim,
+                "num_params": model.num_params(),
+            },
+            "planner": {
+                "config": dataclasses.asdict(planner_cfg),
+                "gamma": gamma,
+                "iterations": consts.iterations,
+            },
+            "training": training,
+            "opset": opset,
+            "parts": listing,
+            "versions": _versions(),
+        }
+        eager = PartsModel(EagerRunner(build_parts(model, consts)), model.bins, spec.terminates)
+        report = parity_report(eager, tmp, meta, obs, consts, tolerance, seed)
+        write_json(tmp / "parity.json", report)
+        meta["parity"] = {
+            "tolerance": tolerance,
+            "passed": report["passed"],
+            "max_abs_error": report["max_abs_error"],
+        }
+        files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        meta["files"] = {str(p.relative_to(tmp)): sha256(p) for p in files}
+        write_json(tmp / BUNDLE_FILE, meta)
+        if not report["passed"]:
+            raise ParityError(
+                f"parity check failed (max abs error {report['max_abs_error']:.3g} > "
+                f"tolerance {tolerance:g}); no bundle written. Details:\n"
+                + "\n".join(report["failures"])
+            )
+        if out.exists():
+            shutil.rmtree(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    log.info("bundle written to %s", out)
+    return load_bundle(out, spec.contract)
+
+
+def export_run(
+    source: str | Path,
+    out: str | Path,
+    tolerance: float = 1e-4,
+    parity_steps: int = 64,
+    overwrite: bool = False,
+) -> Bundle:
+    """Export a run folder (its latest checkpoint) or a checkpoint file."""
+    from boom_control.config import from_dict
+    from boom_control.envs import make_env
+    from boom_control.train.checkpoint import load_checkpoint, resolve_checkpoint
+    from boom_control.train.config import TrainConfig
+    from boom_control.train.trainer import make_agent
+
+    path = resolve_checkpoint(source)
+    ckpt = load_checkpoint(path)
+    cfg = from_dict(TrainConfig, ckpt["config"])
+    env = make_env(cfg.task, seed=cfg.seed, **cfg.task_options)
+    agent = make_agent(cfg, env.spec, torch.device("cpu"))
+    agent.load_state_dict(ckpt["agent"])
+    last_eval = ckpt.get("counters", {}).get("last_eval")
+    training = {
+        "source": str(path),
+        "step": int(ckpt["step"]),
+        "eval_return": None if last_eval is None else float(last_eval),
+        "seed": cfg.seed,
+    }
+    log.info("exporting %s (step %d, %s)", path, training["step"], cfg.task)
+    try:
+        return export_bundle(
+            agent.model,
+            env,
+            cfg.planner,
+            agent.gamma,
+            out,
+            preset=cfg.model.preset,
+            training=training,
+            tolerance=tolerance,
+            parity_steps=parity_steps,
+            seed=cfg.seed,
+            overwrite=overwrite,
+        )
+    finally:
+        env.close()

@@ -1,0 +1,155 @@
+"""Parity of exported parts against the eager model, on real observations of the task.
+
+For every part and every backend (ONNX Runtime on the CPU, TorchScript) the report holds
+the maximum absolute error against eager PyTorch; then one full MPPI plan with fixed noise
+runs through each backend and its action is compared with the eager plan's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from boom_control.agent.planner import PlanConstants, draw_noise, initial_state, plan
+from boom_control.agent.world_model import WorldModel
+from boom_control.envs import Env
+from export.backends import OnnxRunner, PartsModel, TorchScriptRunner
+
+
+class ParityError(RuntimeError):
+    """An exported part disagrees with the eager model beyond the tolerance."""
+
+
+@torch.no_grad()
+def record_observations(model: WorldModel, env: Env, steps: int, seed: int) -> torch.Tensor:
+    """``(steps, O)`` observations of the task under the model's deterministic policy."""
+    obs, _ = env.reset(seed=seed)
+    out = []
+    for _ in range(steps):
+        out.append(obs)
+        z = model.encode(torch.as_tensor(obs).unsqueeze(0))
+        action = model.pi(z, torch.zeros(1, env.spec.action_dim))[1]["mean"][0].numpy()
+        obs, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            obs, _ = env.reset()
+    return torch.as_tensor(np.stack(out))
+
+
+def _inputs(
+    eager: PartsModel, obs: torch.Tensor, consts: PlanConstants, num_q: int, seed: int
+) -> dict[str, tuple[torch.Tensor, ...]]:
+    """Inputs of every part, derived from the recorded observations."""
+    gen = torch.Generator().manual_seed(seed)
+    z = eager.encode(obs)
+    a = eager.pi(z, torch.zeros_like(z[:, : consts.action_dim]))[1]["mean"]
+    heads = torch.tensor([num_q - 1, 0])
+    n = 64
+    seqs = torch.rand(consts.horizon, n, consts.action_dim, generator=gen) * 2 - 1
+    eps = torch.randn(n, consts.action_dim, generator=gen)
+    inputs = {
+        "encoder": (obs,),
+        "dynamics": (z, a),
+        "reward": (z, a),
+        "q": (z, a, heads),
+        "policy": (z,),
+        "rollout_value": (z[:1], seqs, eps, heads),
+    }
+    if eager.terminates:
+        inputs["termination"] = (z,)
+    return inputs
+
+
+def _max_err(a: tuple[torch.Tensor, ...], b: tuple[torch.Tensor, ...]) -> float:
+    return max(float((x.double() - y.double()).abs().max()) for x, y in zip(a, b, strict=True))
+
+
+def parity_report(
+    eager: PartsModel,
+    root: Path,
+    meta: dict[str, Any],
+    obs: torch.Tensor,
+    consts: PlanConstants,
+    tolerance: float,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Compare every exported part and a full plan with the eager model.
+
+    Args:
+        eager: the eager model behind the planner interface.
+        root: bundle folder holding ``meta["parts"]`` files.
+        obs: ``(T, O)`` recorded observations.
+    Returns:
+        JSON-ready report with ``parts[part][backend]`` errors, ``plan[backend]`` errors,
+        ``max_abs_error``, ``passed`` and human-readable ``failures``.
+    """
+    cpu = torch.device("cpu")
+    files = {k: {n: root / p[k] for n, p in meta["parts"].items()} for k in ("onnx", "torchscript")}
+    backends = {
+        "onnxruntime_cpu": PartsModel(OnnxRunner(files["onnx"], cpu), eager.bins, eager.terminates),
+        "torchscript": PartsModel(
+            TorchScriptRunner(files["torchscript"], cpu), eager.bins, eager.terminates
+        ),
+    }
+    inputs = _inputs(eager, obs, consts, consts.num_q, seed)
+    parts: dict[str, dict[str, float]] = {}
+    for part, args in inputs.items():
+        ref = eager.run(part, *args)
+        parts[part] = {name: _max_err(ref, b.run(part, *args)) for name, b in backends.items()}
+
+    torch.manual_seed(seed)
+    noise = draw_noise(consts, cpu)
+    z0 = eager.encode(obs[:1])
+    state = initial_state(consts, cpu)
+    ref_action, ref_mu, _, _ = plan(eager, z0, state, consts, True, noise)
+    plans = {}
+    for name, b in backends.items():
+        action, mu, _, _ = plan(b, b.encode(obs[:1]), state, consts, True, noise)
+        plans[name] = {
+            "action_max_abs_error": float((action - ref_action).abs().max()),
+            "mu_max_abs_error": float((mu - ref_mu).abs().max()),
+        }
+    failures = [
+        f"part {part} on {b}: {err:.3g}"
+        for part, errs in parts.items()
+        for b, err in errs.items()
+        if not err <= tolerance
+    ] + [
+        f"plan on {b}: action error {e['action_max_abs_error']:.3g}"
+        for b, e in plans.items()
+        if not e["action_max_abs_error"] <= tolerance
+    ]
+    errors = [e for errs in parts.values() for e in errs.values()]
+    errors += [e["action_max_abs_error"] for e in plans.values()]
+    return {
+        "tolerance": tolerance,
+        "observations": int(obs.shape[0]),
+        "observations_from": meta["task"]["task_id"],
+        "plan_action_eager": ref_action.tolist(),
+        "parts": parts,
+        "plan": plans,
+        "max_abs_error": max(errors),
+        "passed": not failures,
+        "failures": failures,
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """Plain-text table of a parity report."""
+    backends = sorted(next(iter(report["parts"].values())))
+    lines = [f"{'part':15}" + "".join(f"{b:>18}" for b in backends)]
+    for part, errs in report["parts"].items():
+        lines.append(f"{part:15}" + "".join(f"{errs[b]:18.2e}" for b in backends))
+    lines.append(
+        f"{'plan action':15}"
+        + "".join(f"{report['plan'][b]['action_max_abs_error']:18.2e}" for b in backends)
+    )
+    verdict = "PASS" if report["passed"] else "FAIL"
+    lines.append(
+        f"max abs error {report['max_abs_error']:.2e} (tolerance {report['tolerance']:.0e}, "
+        f"{report['observations']} recorded observations of {report['observations_from']}): "
+        f"{verdict}"
+    )
+    return "\n".join(lines)
