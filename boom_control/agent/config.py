@@ -28,7 +28,7 @@ class ModelConfig:
     """Group size of SimNorm."""
     simnorm: bool = True
     """Apply SimNorm to encoder/dynamics outputs (BOOM's code skips it for 24<=A<=48)."""
-    reward_layers: int = 2
+    reward_layers: int = 3
     """Hidden layers of the reward head (TD-MPC2: 2, BOOM: 3)."""
     dropout: float = 0.01
     """Dropout on the first layer of each Q head."""
