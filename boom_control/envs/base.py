@@ -14,9 +14,21 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any
 
+import numba
 import numpy as np
 
 from boom_control.envs.contract import ObservationContract
+
+
+@numba.njit(cache=True)
+def _clip_unit(a: np.ndarray, out: np.ndarray) -> bool:
+    """``out = clip(a, -1, 1)``; False when ``a`` holds NaN or Inf (one pass, no temporaries)."""
+    for i in range(a.shape[0]):
+        x = a[i]
+        if not np.isfinite(x):
+            return False
+        out[i] = -1.0 if x < -1.0 else (1.0 if x > 1.0 else x)
+    return True
 
 
 class TaskError(ValueError):
@@ -134,9 +146,10 @@ class Env(abc.ABC):
                 f"{self.spec.task_id}: action must have shape ({self.spec.action_dim},), "
                 f"got {a.shape}"
             )
-        if not np.all(np.isfinite(a)):
+        out = np.empty_like(a)
+        if not _clip_unit(a, out):
             raise ActionError(f"{self.spec.task_id}: action contains NaN or Inf")
-        return np.clip(a, -1.0, 1.0)
+        return out
 
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Start an episode. ``seed`` makes the initial state (and all task noise) repeatable."""

@@ -10,6 +10,7 @@ feeding a policy the wrong numbers.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -130,24 +131,35 @@ class ObservationContract:
         Returns:
             ``(dim,)`` float32 vector.
         """
-        out = np.empty(self.dim, dtype=np.float32)
-        i = 0
-        for f in self.fields:
+        out = np.empty(self._dim, dtype=np.float32)
+        for key, span, size, scale in self._layout:
             try:
-                value = raw[f.key]
+                value = raw[key]
             except KeyError:
                 raise ObservationError(
-                    f"observation is missing {f.key!r}; contract expects keys "
+                    f"observation is missing {key!r}; contract expects keys "
                     f"{[g.key for g in self.fields]}"
                 ) from None
-            arr = np.asarray(value, dtype=np.float32).reshape(-1)
-            if arr.size != f.size:
+            arr = np.ravel(value)
+            if arr.size != size:
                 raise ObservationError(
-                    f"observation {f.key!r} has {arr.size} values, contract expects {f.size}"
+                    f"observation {key!r} has {arr.size} values, contract expects {size}"
                 )
-            out[i : i + f.size] = arr if f.scale == 1.0 else arr * f.scale
-            i += f.size
+            out[span] = arr if scale == 1.0 else arr * scale
         return out
+
+    @functools.cached_property
+    def _layout(self) -> tuple[tuple[str, slice, int, float], ...]:
+        """``(key, slice of the vector, size, scale)`` per field, resolved once."""
+        starts = np.cumsum([0] + [f.size for f in self.fields])
+        return tuple(
+            (f.key, slice(int(a), int(a) + f.size), f.size, f.scale)
+            for f, a in zip(self.fields, starts[:-1])
+        )
+
+    @functools.cached_property
+    def _dim(self) -> int:
+        return self.dim
 
     def diff(self, other: ObservationContract) -> str:
         """Short human-readable difference between two contracts ('' when equal)."""

@@ -172,6 +172,7 @@ class H1Env(Env):
     def _step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, dict[str, Any]]:
         self._data.ctrl[:] = self._offset + self._scale * action
         mujoco.mj_step(self._model, self._data, nstep=self._substeps)
-        # Bring positions, sensors and actuator forces up to date with the new state.
-        mujoco.mj_forward(self._model, self._data)
+        # As in Humanoid-Bench, the reward reads the forward quantities (site positions,
+        # sensors, actuator forces) of the last substep's forward pass: one physics step
+        # (2 ms) older than qpos/qvel. No extra mj_forward: it would cost ~8% of the step.
         return self._observe()

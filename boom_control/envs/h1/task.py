@@ -6,7 +6,8 @@ last change of ``qpos``/``qvel``), and every reward function below works on thos
 numbers. On hardware, run ``mj_forward`` on the estimated state with the same model, or
 fill :class:`Measurements` from the robot's own estimator, and the same code applies.
 
-Reward definitions (Humanoid-Bench, with dm_control's ``rewards.tolerance``):
+Reward definitions (Humanoid-Bench, with dm_control's ``rewards.tolerance``, here the
+compiled equivalent :func:`boom_control.envs.tolerance.tolerance`):
 
 * ``standing``      = tol(head height, bounds=(1.65, inf), margin=1.65/4)
 * ``upright``       = tol(torso z-axis z-component, bounds=(0.9, inf), margin=1.9,
@@ -27,11 +28,18 @@ from dataclasses import dataclass
 
 import mujoco
 import numpy as np
-from dm_control.utils import rewards
 
 from boom_control.envs.contract import ObservationContract, ObsField
 from boom_control.envs.h1 import model as h1_model
+from boom_control.envs.tolerance import (
+    GAUSSIAN,
+    LINEAR,
+    QUADRATIC,
+    tol_kernel,
+    tol_mean_kernel,
+)
 
+INF = float("inf")
 STAND_HEIGHT = 1.65  # m, head height that counts as standing
 UPRIGHT_MIN = 0.9  # torso z-axis z-component that counts as upright
 TERMINATION_HEIGHT = 0.2  # m, pelvis height below which the episode ends
@@ -61,46 +69,32 @@ class Measurements:
 
 def standing_reward(head_height: float) -> float:
     """1 with the head at or above 1.65 m, gaussian fall-off (0.1 at 1.65/4 below)."""
-    return float(
-        rewards.tolerance(head_height, bounds=(STAND_HEIGHT, float("inf")), margin=STAND_HEIGHT / 4)
-    )
+    return tol_kernel(float(head_height), STAND_HEIGHT, INF, STAND_HEIGHT / 4, GAUSSIAN, 0.1)
 
 
 def upright_reward(torso_upright: float) -> float:
     """1 when the torso's z-axis z-component is >= 0.9, linear to 0 at -1.0."""
-    return float(
-        rewards.tolerance(
-            torso_upright,
-            bounds=(UPRIGHT_MIN, float("inf")),
-            sigmoid="linear",
-            margin=1.9,
-            value_at_margin=0.0,
-        )
-    )
+    return tol_kernel(float(torso_upright), UPRIGHT_MIN, INF, 1.9, LINEAR, 0.0)
 
 
 def small_control_reward(actuator_force: np.ndarray) -> float:
     """``(4 + mean(quadratic tolerance of each force, margin 10 N m)) / 5``, in [0.8, 1]."""
-    tol = rewards.tolerance(
-        np.asarray(actuator_force), margin=10.0, value_at_margin=0.0, sigmoid="quadratic"
+    tol = tol_mean_kernel(
+        np.asarray(actuator_force, dtype=np.float64), 0.0, 0.0, 10.0, QUADRATIC, 0.0
     )
-    return float((4.0 + np.mean(tol)) / 5.0)
+    return (4.0 + tol) / 5.0
 
 
 def still_reward(com_velocity: np.ndarray) -> float:
     """Stand's move term: mean gaussian tolerance of the horizontal com velocity (margin 2)."""
-    return float(np.mean(rewards.tolerance(np.asarray(com_velocity)[:2], margin=2.0)))
+    return tol_mean_kernel(
+        np.asarray(com_velocity, dtype=np.float64)[:2], 0.0, 0.0, 2.0, GAUSSIAN, 0.1
+    )
 
 
 def forward_reward(com_velocity: np.ndarray, speed: float) -> float:
     """Walk / run move term: ``(5 * tol(vx, (speed, inf), margin=speed, linear) + 1) / 6``."""
-    tol = rewards.tolerance(
-        float(com_velocity[0]),
-        bounds=(speed, float("inf")),
-        margin=speed,
-        value_at_margin=0.0,
-        sigmoid="linear",
-    )
+    tol = tol_kernel(float(com_velocity[0]), speed, INF, speed, LINEAR, 0.0)
     return float((5.0 * tol + 1.0) / 6.0)
 
 
