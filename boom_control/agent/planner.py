@@ -132,18 +132,21 @@ def initial_state(consts: PlanConstants, device: torch.device) -> PlanState:
     )
 
 
-def draw_noise(consts: PlanConstants, device: torch.device) -> PlanNoise:
-    """Draw every random number of one planning call from torch's global RNG."""
+def draw_noise(
+    consts: PlanConstants, device: torch.device, generator: torch.Generator | None = None
+) -> PlanNoise:
+    """Draw every random number of one planning call (from ``generator`` if given, else
+    from torch's global RNG; a generator seeded like the global RNG gives the same draws)."""
     h, a, n, p = consts.horizon, consts.action_dim, consts.num_samples, consts.num_pi_trajs
-    it = consts.iterations
-    uniform = torch.rand(consts.num_elites, device=device).clamp(1e-20, 1.0 - 1e-7)
+    it, g = consts.iterations, generator
+    uniform = torch.rand(consts.num_elites, device=device, generator=g).clamp(1e-20, 1.0 - 1e-7)
     return PlanNoise(
-        pi_traj=torch.randn(h, p, a, device=device),
-        samples=torch.randn(it, h, n - p, a, device=device),
-        value_pi=torch.randn(it, n, a, device=device),
-        heads=torch.rand(it, consts.num_q, device=device).argsort(dim=-1)[:, :2],
+        pi_traj=torch.randn(h, p, a, device=device, generator=g),
+        samples=torch.randn(it, h, n - p, a, device=device, generator=g),
+        value_pi=torch.randn(it, n, a, device=device, generator=g),
+        heads=torch.rand(it, consts.num_q, device=device, generator=g).argsort(dim=-1)[:, :2],
         select=-torch.log(-torch.log(uniform)),
-        action=torch.randn(a, device=device),
+        action=torch.randn(a, device=device, generator=g),
     )
 
 
@@ -218,9 +221,22 @@ def plan_iteration(
     Args:
         samples_eps: (H, N-P, A); value_eps: (N, A); heads: (2,) (slices of :class:`PlanNoise`).
     """
-    sampled = (it.mean.unsqueeze(1) + it.std.unsqueeze(1) * samples_eps).clamp(-1, 1)
-    actions = torch.cat([it.pi_actions, sampled], dim=1)
+    actions = sample_sequences(it, samples_eps)
     value = estimate_value(model, it.z, actions, consts, value_eps, heads)
+    return refit(it, actions, value, consts)
+
+
+def sample_sequences(it: IterState, samples_eps: torch.Tensor) -> torch.Tensor:
+    """The N action sequences of an iteration ``(H, N, A)``: the P policy sequences, then
+    ``clamp(mean + std * samples_eps, -1, 1)`` for ``samples_eps (H, N-P, A)``."""
+    sampled = (it.mean.unsqueeze(1) + it.std.unsqueeze(1) * samples_eps).clamp(-1, 1)
+    return torch.cat([it.pi_actions, sampled], dim=1)
+
+
+def refit(
+    it: IterState, actions: torch.Tensor, value: torch.Tensor, consts: PlanConstants
+) -> IterState:
+    """Refit mean/std on the top-E sequences of ``actions (H, N, A)`` by ``value (N,)``."""
     elite_value, elite_idx = torch.topk(value, consts.num_elites)
     elite_actions = actions.index_select(1, elite_idx)
     score = torch.softmax(consts.temperature * (elite_value - elite_value.max()), dim=0)

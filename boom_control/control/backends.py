@@ -1,0 +1,307 @@
+"""Planner backends: one interface, the training planner's MPPI on several runtimes.
+
+Every backend runs the same pure functions of :mod:`boom_control.agent.planner`
+(``plan_init``, ``sample_sequences``, ``refit``, ``plan_select``); they differ only in how
+the world model is evaluated:
+
+* ``torch``: the eager :class:`WorldModel` rebuilt from the bundle (optionally bf16
+  autocast on the evaluation);
+* ``torchscript``: the bundle's TorchScript parts, the fused ``rollout_value`` graph for
+  the per-iteration evaluation;
+* ``onnx``: ONNX Runtime sessions (CPU EP, or CUDA EP with IO binding), fused
+  ``rollout_value`` graph;
+* ``cudagraph``: eager torch on a GPU with one MPPI iteration captured as a CUDA graph.
+
+An anytime caller drives a plan step by step, with the state explicit::
+
+    z = backend.encode(obs)                   # (1, O) -> (1, L)
+    fallback = backend.policy_action(z)       # (A,)
+    run = backend.begin(z, state, noise)      # PlanRun
+    for i in range(k): run = backend.iterate(run, i)
+    action, mu, std, next_state = backend.select(run)
+
+Shapes: H horizon, N samples, P policy trajectories, A action dim, L latent dim.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from boom_control.agent.planner import (
+    IterState,
+    PlanConstants,
+    PlanNoise,
+    draw_noise,
+    estimate_value,
+    plan_init,
+    plan_select,
+    refit,
+    sample_sequences,
+)
+from boom_control.agent.types import PlanState
+
+BACKENDS = ("torch", "torchscript", "onnx", "cudagraph")
+
+
+class PlanRun(NamedTuple):
+    """One planning call in progress: the iteration state and the call's noise."""
+
+    it: IterState
+    noise: PlanNoise
+    done: int
+    """Iterations completed."""
+
+
+class PlannerBackend:
+    """MPPI over a bundle's world model on one runtime (see the module docstring).
+
+    Args:
+        model: the planner-facing heads (``encode``, ``next``, ``reward``, ``termination``,
+            ``pi``, ``Q``, ``bins``): a :class:`WorldModel` or an export ``PartsModel``.
+        consts: planner constants (the bundle's, possibly with samples/iterations changed).
+        device: where tensors live.
+        bf16: bf16 autocast on the per-iteration evaluation.
+    """
+
+    name = "torch"
+
+    def __init__(
+        self, model, consts: PlanConstants, device: torch.device, bf16: bool = False
+    ) -> None:
+        self.model = model
+        self.consts = consts
+        self.device = device
+        self.bf16 = bf16
+        self._autocast = (
+            (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
+            if bf16
+            else contextlib.nullcontext
+        )
+
+    # -- description -------------------------------------------------------------------
+    def describe(self) -> str:
+        """Backend, device really used and settings, for the start-up banner."""
+        c = self.consts
+        dev = self.device_used()
+        return (
+            f"{self.name}{' +bf16' if self.bf16 else ''} on {dev}; "
+            f"{c.num_samples} samples x {c.iterations} iterations, horizon {c.horizon}"
+        )
+
+    def device_used(self) -> str:
+        """The device the computation really runs on (checked, not the one asked for)."""
+        if self.device.type == "cuda":
+            return f"{self.device} ({torch.cuda.get_device_name(self.device)})"
+        return f"cpu ({torch.get_num_threads()} threads)"
+
+    # -- planning ----------------------------------------------------------------------
+    def draw_noise(self, generator: torch.Generator | None = None) -> PlanNoise:
+        """Every random number of one call (see :func:`planner.draw_noise`)."""
+        return draw_noise(self.consts, self.device, generator)
+
+    @torch.inference_mode()
+    def encode(self, obs: torch.Tensor) -> torch.Tensor:
+        """``obs (1, O)`` float32 on :attr:`device` -> ``z (1, L)``."""
+        return self.model.encode(obs)
+
+    @torch.inference_mode()
+    def policy_action(self, z: torch.Tensor) -> torch.Tensor:
+        """Deterministic policy action ``tanh(mean)`` ``(A,)`` for ``z (1, L)`` (the fallback)."""
+        eps = torch.zeros(1, self.consts.action_dim, device=z.device)
+        return self.model.pi(z, eps)[0][0]
+
+    @torch.inference_mode()
+    def begin(self, z: torch.Tensor, state: PlanState, noise: PlanNoise) -> PlanRun:
+        """Policy trajectories and the warm-started distribution; ``z (1, L)``."""
+        return PlanRun(plan_init(self.model, z, state, self.consts, noise), noise, 0)
+
+    def evaluate(
+        self, it: IterState, actions: torch.Tensor, value_eps: torch.Tensor, heads: torch.Tensor
+    ) -> torch.Tensor:
+        """Values ``(N,)`` of ``actions (H, N, A)`` from ``it.z``; ``value_eps (N, A)``."""
+        return estimate_value(self.model, it.z, actions, self.consts, value_eps, heads)
+
+    @torch.inference_mode()
+    def iterate(self, run: PlanRun, i: int) -> PlanRun:
+        """MPPI iteration ``i`` (noise slice ``i``): sample, evaluate, refit."""
+        n = run.noise
+        actions = sample_sequences(run.it, n.samples[i])
+        with self._autocast():
+            value = self.evaluate(run.it, actions, n.value_pi[i], n.heads[i])
+        it = refit(run.it, actions, value.float(), self.consts)
+        return PlanRun(it, n, run.done + 1)
+
+    @torch.inference_mode()
+    def select(self, run: PlanRun) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, PlanState]:
+        """Eval-mode action ``(A,)``, ``mu (A,)``, ``std (A,)`` and the next plan state."""
+        return plan_select(run.it, self.consts, run.noise, eval_mode=True)
+
+    def plan(
+        self, z: torch.Tensor, state: PlanState, noise: PlanNoise
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, PlanState]:
+        """A complete plan (every iteration): the offline reference of the loop."""
+        run = self.begin(z, state, noise)
+        for i in range(self.consts.iterations):
+            run = self.iterate(run, i)
+        return self.select(run)
+
+    def sync(self) -> None:
+        """Wait for queued device work (GPU backends); timing points call it."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def warmup(self, obs_dim: int, rounds: int = 3) -> None:
+        """First inferences (allocations, graph optimisation, capture) on a zero observation."""
+        state = PlanState(
+            torch.zeros(self.consts.horizon, self.consts.action_dim, device=self.device),
+            torch.zeros((), dtype=torch.bool, device=self.device),
+        )
+        for _ in range(rounds):
+            z = self.encode(torch.zeros(1, obs_dim, device=self.device))
+            self.policy_action(z)
+            self.plan(z, state, self.draw_noise())
+        self.sync()
+
+
+class FusedBackend(PlannerBackend):
+    """Evaluation by the bundle's fused ``rollout_value`` part (one call per iteration)."""
+
+    def evaluate(self, it, actions, value_eps, heads):
+        return self.model.rollout_value(it.z[:1], actions, value_eps, heads)
+
+
+class TorchScriptBackend(FusedBackend):
+    name = "torchscript"
+
+
+class OnnxBackend(FusedBackend):
+    """ONNX Runtime; on CUDA the fused evaluation runs with IO binding (no host copies)."""
+
+    name = "onnx"
+
+    def __init__(self, model, consts, device, bf16=False, session=None) -> None:
+        super().__init__(model, consts, device, bf16=False)
+        self._session = session  # the rollout_value session, bound on CUDA
+        if device.type == "cuda" and session is not None:
+            self._binding = session.io_binding()
+            self._out: torch.Tensor | None = None
+
+    def device_used(self) -> str:
+        providers = {s.get_providers()[0] for s in self.model.run.sessions.values()}
+        where = "cuda" if providers == {"CUDAExecutionProvider"} else "cpu"
+        return f"{where} via {', '.join(sorted(providers))}"
+
+    def evaluate(self, it, actions, value_eps, heads):
+        if self.device.type != "cuda" or self._session is None:
+            return super().evaluate(it, actions, value_eps, heads)
+        return self._evaluate_bound(it.z[:1].contiguous(), actions, value_eps, heads)
+
+    def _evaluate_bound(self, z, actions, value_eps, heads) -> torch.Tensor:
+        b, dev = self._binding, self.device
+        n = actions.shape[1]
+        if self._out is None or self._out.shape[0] != n:
+            self._out = torch.empty(n, dtype=torch.float32, device=dev)
+        tensors = {
+            "z": z.float(),
+            "actions": actions.float().contiguous(),
+            "value_eps": value_eps.float().contiguous(),
+            "heads": heads.long().contiguous(),
+        }
+        b.clear_binding_inputs()
+        for name, t in tensors.items():
+            dtype = np.int64 if t.dtype == torch.int64 else np.float32
+            b.bind_input(name, "cuda", dev.index or 0, dtype, tuple(t.shape), t.data_ptr())
+        b.clear_binding_outputs()
+        b.bind_output("value", "cuda", dev.index or 0, np.float32, (n,), self._out.data_ptr())
+        torch.cuda.current_stream(dev).synchronize()
+        self._session.run_with_iobinding(b)
+        return self._out.clone()
+
+
+class CudaGraphBackend(PlannerBackend):
+    """Eager torch on a GPU with one MPPI iteration captured as a CUDA graph.
+
+    The graph is captured at fixed shapes on the first call (during warm-up); every
+    iteration copies its inputs into the static tensors and replays it.
+    """
+
+    name = "cudagraph"
+
+    def __init__(self, model, consts, device, bf16=False) -> None:
+        if device.type != "cuda":
+            raise ValueError("the cudagraph backend needs a CUDA device (--device cuda)")
+        super().__init__(model, consts, device, bf16)
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._static: dict[str, torch.Tensor] = {}
+        self._out: IterState | None = None
+
+    def _step(self, s: dict[str, torch.Tensor]) -> IterState:
+        it = IterState(s["z"], s["pi_actions"], s["mean"], s["std"], s["elite"], s["score"])
+        actions = sample_sequences(it, s["samples"])
+        with self._autocast():
+            value = estimate_value(
+                self.model, it.z, actions, self.consts, s["value_eps"], s["heads"]
+            )
+        return refit(it, actions, value.float(), self.consts)
+
+    def _capture(self, run: PlanRun) -> None:
+        it, n = run.it, run.noise
+        self._static = {
+            "z": it.z.clone(),
+            "pi_actions": it.pi_actions.clone(),
+            "mean": it.mean.clone(),
+            "std": it.std.clone(),
+            "elite": it.elite_actions.clone(),
+            "score": it.score.clone(),
+            "samples": n.samples[0].clone(),
+            "value_eps": n.value_pi[0].clone(),
+            "heads": n.heads[0].clone(),
+        }
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side), torch.inference_mode():
+            for _ in range(3):
+                self._step(self._static)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph), torch.inference_mode():
+            self._out = self._step(self._static)
+        self._graph = graph
+
+    @torch.inference_mode()
+    def iterate(self, run: PlanRun, i: int) -> PlanRun:
+        if self._graph is None:
+            self._capture(run)
+        s, it, n = self._static, run.it, run.noise
+        s["z"].copy_(it.z)
+        s["pi_actions"].copy_(it.pi_actions)
+        s["mean"].copy_(it.mean)
+        s["std"].copy_(it.std)
+        s["samples"].copy_(n.samples[i])
+        s["value_eps"].copy_(n.value_pi[i])
+        s["heads"].copy_(n.heads[i])
+        self._graph.replay()
+        out = IterState(*(t.clone() for t in self._out))
+        return PlanRun(out, n, run.done + 1)
+
+
+def override_constants(
+    consts: PlanConstants, samples: int | None, iterations: int | None
+) -> PlanConstants:
+    """``consts`` with another number of samples and/or iterations (elites and policy
+    trajectories shrunk to fit)."""
+    n = samples or consts.num_samples
+    if n < 4:
+        raise ValueError(f"--samples must be >= 4, got {n}")
+    return dataclasses.replace(
+        consts,
+        num_samples=n,
+        num_pi_trajs=min(consts.num_pi_trajs, n // 2),
+        num_elites=min(consts.num_elites, n // 2),
+        iterations=iterations or consts.iterations,
+    )

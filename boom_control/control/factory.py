@@ -1,0 +1,73 @@
+"""Build a :class:`PlannerBackend` from a bundle, a backend name and a device."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from boom_control.control.backends import (
+    BACKENDS,
+    CudaGraphBackend,
+    OnnxBackend,
+    PlannerBackend,
+    TorchScriptBackend,
+    override_constants,
+)
+from boom_control.device import resolve_device
+from export.backends import BackendError
+from export.bundle import Bundle
+
+log = logging.getLogger(__name__)
+
+
+def build_backend(
+    bundle: Bundle,
+    backend: str = "torch",
+    device: str = "auto",
+    *,
+    threads: int = 0,
+    bf16: bool = False,
+    samples: int | None = None,
+    iterations: int | None = None,
+) -> PlannerBackend:
+    """A planner backend for ``bundle``.
+
+    Args:
+        backend: one of :data:`BACKENDS`.
+        device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (resolved by
+            :func:`boom_control.device.resolve_device`; asking for CUDA without one fails).
+        threads: CPU threads for torch / ONNX Runtime (0 = leave the default).
+        bf16: bf16 autocast on the evaluation (torch backends).
+        samples, iterations: override the bundle's planner settings.
+    Raises:
+        BackendError: the backend cannot run on the device, or a part ended up elsewhere.
+    """
+    if backend not in BACKENDS:
+        raise BackendError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    dev = resolve_device(device)
+    if backend == "cudagraph" and dev.type != "cuda":
+        raise BackendError("--backend cudagraph needs a CUDA device; use --device cuda")
+    if threads > 0:
+        torch.set_num_threads(threads)
+    consts = override_constants(bundle.plan_constants(dev), samples, iterations)
+    if backend in ("torch", "cudagraph"):
+        model = bundle.eager_model(dev)
+        cls = CudaGraphBackend if backend == "cudagraph" else PlannerBackend
+        planner = cls(model, consts, dev, bf16=bf16)
+    elif backend == "torchscript":
+        planner = TorchScriptBackend(bundle.model("torchscript", dev), consts, dev, bf16=bf16)
+    else:
+        if bf16:
+            log.warning("--bf16 applies to the torch backends; ONNX Runtime runs in fp32")
+        parts = bundle.model("onnx", dev, threads=threads)
+        planner = OnnxBackend(parts, consts, dev, session=parts.run.sessions["rollout_value"])
+    _check_device(planner, bundle.obs_dim, dev)
+    return planner
+
+
+def _check_device(planner: PlannerBackend, obs_dim: int, dev: torch.device) -> None:
+    """Run one encode and refuse a backend whose outputs are not on the asked device."""
+    z = planner.encode(torch.zeros(1, obs_dim, device=dev))
+    if z.device.type != dev.type:
+        raise BackendError(f"{planner.name} produced its latent on {z.device}, asked for {dev}")
