@@ -22,6 +22,10 @@ COMMANDS = {
     "plot": ("boom_control.cli.train:plot", "Plot the learning curve of a run."),
     "export": ("boom_control.cli.export:export", "Export a trained run to a controller bundle."),
     "sim": ("boom_control.cli.sim:sim", "Serve a task's MuJoCo simulation over ZeroMQ."),
+    "profile": (
+        "boom_control.cli.profile:profile",
+        "Profile planning latency of a bundle, or report on a control run.",
+    ),
 }
 
 
