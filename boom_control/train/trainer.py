@@ -93,7 +93,8 @@ class Trainer:
         self.updates = 0  # gradient updates made
         self.episodes = 0  # training episodes finished
         self.phase_start = 0  # step at which the current seed phase began
-        self.last_eval = float("nan")
+        self.last_eval = float("nan")  # planner return of the latest evaluation
+        self.last_eval_result: dict[str, float] = {}
         # current episode
         self.obs: np.ndarray | None = None
         self.plan_state: Any = None
@@ -209,6 +210,7 @@ class Trainer:
         result = evaluate_both(self.agent, self.eval_env, self._eval_seeds)
         self.logger.log_eval(self.step, result)
         self.last_eval = result["planner_return_mean"]
+        self.last_eval_result = result
         log.info(
             "step %d: eval return planner %.1f ± %.1f, policy %.1f ± %.1f",
             self.step,
