@@ -10,8 +10,11 @@ Definitions (all times in ms):
 * ``fallback_rate``: share of ticks that sent anything but the plan's action;
 * send jitter: for consecutive sent ticks ``k < k'``, the interval between their send times
   minus the ideal ``(k' - k) * period``; ``jitter_p99_ms`` is the p99 of its absolute value;
-* ``divergence``: L2 distance between the plan's and the policy's action on planned ticks,
-  with its mean over the first and the last second (``rate`` ticks) of the run.
+* "planned" ticks are those whose plan finished in time (``plan_ms > 0``; its action may
+  still have been replaced by a safety command); plan, selection, iterations and
+  divergence statistics are over them;
+* ``divergence``: L2 distance between the plan's and the policy's action, with its mean
+  over the first and the last second (``rate`` ticks) of the run.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def tick_arrays(log: TelemetryLog) -> dict[str, np.ndarray]:
     out["fallback"] = np.asarray([r.fallback for r in t], dtype=bool)
     out["late"] = np.asarray([r.late for r in t], dtype=bool)
     out["sent"] = np.asarray([r.action_source != SKIPPED for r in t], dtype=bool)
-    out["planned"] = np.asarray([r.action_source == "plan" for r in t], dtype=bool)
+    out["planned"] = out["plan_ms"] > 0  # a plan finished (its action may not have been sent)
     out["tick_ms"] = out["encode_ms"] + out["policy_ms"] + out["plan_ms"]
     out["recv_to_send_ms"] = (out["t_send"] - out["t_recv"]) * 1e3
     return out
@@ -119,8 +122,15 @@ def analyse(log: TelemetryLog) -> dict[str, Any]:
 
 
 def report_log(path: str | Path) -> tuple[TelemetryLog, dict[str, Any]]:
-    """Read a telemetry file and analyse it."""
-    log = read_telemetry(path)
+    """Read a telemetry file and analyse it.
+
+    Raises:
+        ValueError: the file is not a telemetry log (no header, foreign records).
+    """
+    try:
+        log = read_telemetry(path)
+    except TypeError as err:  # records without the TickRecord fields
+        raise ValueError(f"{path} is not a telemetry log ({err})") from None
     return log, analyse(log)
 
 

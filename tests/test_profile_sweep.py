@@ -1,0 +1,105 @@
+"""Live sweep on a tiny bundle: JSON structure, stage bookkeeping, fitted config, plots.
+
+No timing is asserted: only structure and identities that hold on any machine.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from boom_control.cli import cli
+from boom_control.profile.sweep import STAGES, BundleStages, make_clock, measure_cell
+from export import load_bundle
+
+PCTS = {"n", "mean", "std", "min", "p50", "p90", "p99", "p99.9", "max"}
+
+
+def test_sweep_cli_writes_json_tables_config_and_plots(tiny_bundle, tmp_path):
+    out = tmp_path / "prof"
+    args = [
+        "profile", str(tiny_bundle), "--backend", "onnx", "--threads", "1",
+        "--samples", "16,32", "--iterations", "1,3", "--repeats", "12", "--warmup", "2",
+        "--budget-ms", "100000", "--out", str(out),
+    ]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "profile.json").read_text())
+    assert data["backend"] == "onnx" and data["task"] == "h1:stand"
+    assert [(c["samples"], c["iterations"]) for c in data["cells"]] == [
+        (16, 1), (16, 3), (32, 1), (32, 3)
+    ]  # fmt: skip
+    for c in data["cells"]:
+        assert c["repeats"] == 12 and c["precision"] == "fp32"
+        assert set(c["stages"]) == set(STAGES) | {f"iter_{k + 1}" for k in range(c["iterations"])}
+        assert all(set(s) == PCTS for s in c["stages"].values())
+        st = c["stages"]
+        assert st["iteration"]["n"] == 12 * c["iterations"] and st["plan"]["n"] == 12
+        assert st["plan"]["p50"] <= st["plan"]["p90"] <= st["plan"]["p99"] <= st["plan"]["max"]
+    # the whole plan is timed end to end; every stage lies inside it
+    raw = np.load(out / "timings.npz")
+    for name in ("fp32_N16_I1", "fp32_N32_I3"):
+        parts = sum(
+            raw[f"{name}_{s}"] for s in ("h2d", "encode", "policy", "init", "select", "d2h")
+        )
+        parts = parts + raw[f"{name}_iter"].sum(axis=1)
+        assert np.all(parts <= raw[f"{name}_plan"] + 1e-9)
+        assert raw[f"{name}_iter"].shape == (12, int(name[-1]))
+    # a huge budget fits the largest setting; the YAML is what boom control takes
+    fit = data["budgets"][0]
+    assert (fit["fit"]["samples"], fit["fit"]["iterations"]) == (32, 3)
+    settings = yaml.safe_load((out / "fitted_100000ms.yaml").read_text())
+    assert settings == {"samples": 32, "iterations": 3, "budget_ms": 100000.0,
+                        "backend": "onnx", "device": "cpu", "threads": 1}  # fmt: skip
+    assert "--samples 32 --iterations 3" in result.output and "p99.9" in result.output
+    assert "CPU load" in result.output
+    for png in ("heatmap_p99_fp32.png", "hist_fp32_N32_I3.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_explicit_subcommand_and_bf16_on_torch(tiny_bundle, tmp_path):
+    out = tmp_path / "prof"
+    args = [
+        "profile", "bundle", str(tiny_bundle), "--backend", "torch", "--samples", "16",
+        "--iterations", "2", "--repeats", "5", "--warmup", "1", "--no-plots", "--out", str(out),
+    ]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "profile.json").read_text())
+    assert [c["precision"] for c in data["cells"]] == ["fp32", "bf16"]
+    assert not list(out.glob("*.png"))
+    bad = CliRunner().invoke(cli, ["profile", str(tiny_bundle), "--backend", "onnx",
+                                   "--precision", "bf16", "--out", str(out)])  # fmt: skip
+    assert bad.exit_code != 0 and "offers fp32" in bad.output
+
+
+def test_parts_model_stages_without_the_controller(tiny_bundle):
+    bundle = load_bundle(tiny_bundle)
+    consts = bundle.plan_constants("cpu")
+    stages = BundleStages(bundle.model("torchscript"), consts, torch.device("cpu"), bf16=False)
+    cell = measure_cell(stages, bundle.obs_dim, "fp32", repeats=4, warmup=1, seconds=10.0)
+    assert cell.repeats == 4 and cell.times["iter"].shape == (4, consts.iterations)
+    assert np.all(cell.times["plan"] > 0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_sweep_synchronises(tiny_bundle, tmp_path):
+    clock = make_clock(torch.device("cuda"))
+    x = torch.randn(2048, 2048, device="cuda")
+    t0 = clock()
+    x @ x
+    assert clock() >= t0
+    out = tmp_path / "gpu"
+    args = [
+        "profile", str(tiny_bundle), "--device", "cuda", "--backend", "torch",
+        "--samples", "32", "--iterations", "2", "--repeats", "20", "--out", str(out),
+    ]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "profile.json").read_text())
+    assert "cuda" in data["device"] and data["cells"][0]["stages"]["plan"]["n"] == 20
