@@ -26,6 +26,10 @@ COMMANDS = {
         "boom_control.cli.profile:profile",
         "Profile planning latency of a bundle, or report on a control run.",
     ),
+    "control": (
+        "boom_control.cli.control:control",
+        "Run a bundle at a fixed rate against a bridge.",
+    ),
 }
 
 

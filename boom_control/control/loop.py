@@ -1,0 +1,374 @@
+"""The fixed-rate control loop: newest observation in, planned (or fallback) action out.
+
+Tick ``k`` starts at ``t0 + k * period`` (absolute deadlines, :class:`~.clock.Ticker`):
+
+1. read the newest observation (real time: never waits; lockstep: the step reply);
+2. encode it and compute the policy action ``tanh(mean)`` first: the fallback;
+3. hand MPPI to the planning thread, warm-started by the policy trajectories and by the
+   last plan shifted by the ticks that really elapsed since it was made;
+4. at the planning deadline (``start + budget``) send the plan's action if it is ready,
+   else the policy action (a *miss*); the send happens before ``start + budget + margin``
+   or not at all (a tick the loop reaches too late is skipped, never sent late);
+5. safety (:class:`~.safety.SafetyGuard`), telemetry, live status.
+
+Lockstep bridges get one action per observation, planned in the loop's thread with the
+same budget. Noise comes from one generator seeded with ``seed`` (one draw per plan), so a
+lockstep run is reproduced by an offline :meth:`PlannerBackend.plan` on the same
+observations.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import IO
+
+import numpy as np
+import torch
+
+from boom_control.agent.types import PlanState
+from boom_control.control.anytime import CostTracker, PlanJob, PlanResult, PlanWorker, plan_anytime
+from boom_control.control.backends import PlannerBackend
+from boom_control.control.clock import Ticker
+from boom_control.control.report import RunStats, StatusPrinter
+from boom_control.control.safety import SafetyGuard, neutral_action
+from boom_control.telemetry import TelemetryWriter, TickRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """How the loop runs."""
+
+    rate: float = 50.0
+    """Control rate (Hz)."""
+    budget_ms: float = 15.0
+    """Planning budget from the tick's start; the plan's action must be ready by then."""
+    send_margin_ms: float = 1.0
+    """After the planning deadline, the send must happen within this margin."""
+    phase_ms: float = 1.0
+    """Real time: tick starts this long after the server's observation arrives."""
+    duration: float | None = None
+    """Seconds to run (None: until stopped)."""
+    max_ticks: int | None = None
+    """Ticks to run (None: no limit)."""
+    seed: int = 0
+    """Seed of the planner's noise generator."""
+    stale_periods: int = 5
+    """Ticks without a new observation before the neutral (damping) command."""
+    stale_stop_s: float | None = 10.0
+    """Stop (cleanly) after this long without any observation (None: never)."""
+    status_every: float = 1.0
+    """Seconds between live status lines."""
+    rt_priority: int = 0
+    """Real time: SCHED_FIFO priority of the loop thread (Linux; 0 = normal scheduling).
+    The planning thread keeps normal scheduling, so it can never starve the loop."""
+
+    @property
+    def period(self) -> float:
+        return 1.0 / self.rate
+
+    def check(self) -> None:
+        period_ms = 1e3 / self.rate
+        used = self.budget_ms + self.send_margin_ms + self.phase_ms
+        if self.budget_ms <= 0 or used >= period_ms:
+            raise ValueError(
+                f"--budget-ms {self.budget_ms:g} + send margin {self.send_margin_ms:g} + phase "
+                f"{self.phase_ms:g} ms must stay below the period ({period_ms:.2f} ms)"
+            )
+
+
+def shift_plan(state: PlanState, ticks: int) -> PlanState:
+    """Shift a warm start ``mean (H, A)`` (already shifted by one) by ``ticks - 1`` more."""
+    extra = ticks - 1
+    if extra <= 0:
+        return state
+    h = state.mean.shape[0]
+    if extra >= h:
+        return PlanState(torch.zeros_like(state.mean), torch.zeros_like(state.valid))
+    mean = torch.cat([state.mean[extra:], torch.zeros_like(state.mean[:extra])], dim=0)
+    return PlanState(mean, state.valid)
+
+
+class Controller:
+    """Runs a planner backend against a connected :class:`BridgeClient`.
+
+    Args:
+        backend: the planner.
+        client: a connected bridge client (lockstep or real time).
+        cfg: loop settings.
+        telemetry: per-tick log (optional).
+        status: stream for the live status line (None: quiet).
+        record: keep ``(obs, action)`` of every tick in :attr:`trace` (tests).
+    """
+
+    def __init__(
+        self,
+        backend: PlannerBackend,
+        client,
+        cfg: LoopConfig,
+        telemetry: TelemetryWriter | None = None,
+        status: IO[str] | None = sys.stderr,
+        record: bool = False,
+    ) -> None:
+        cfg.check()
+        self.backend, self.client, self.cfg = backend, client, cfg
+        self.telemetry = telemetry
+        self.stats = RunStats()
+        self.status = StatusPrinter(status, cfg.status_every)
+        info = client.info
+        self.realtime = info.mode == "realtime"
+        self.action_dim = info.action_dim
+        self.guard = SafetyGuard(
+            neutral_action(info.raw.get("action_mapping"), info.action_dim), cfg.stale_periods
+        )
+        self.tracker = CostTracker()
+        self.generator = torch.Generator(device=backend.device).manual_seed(cfg.seed)
+        self.stop_event = threading.Event()
+        self.trace: list[tuple[np.ndarray, np.ndarray]] | None = [] if record else None
+        self.stop_reason = ""
+        self._record = record
+        self._warm: tuple[int, PlanState] | None = None  # (tick planned at, next state)
+        self._restarts = client.restarts
+        self._t0 = time.monotonic()
+
+    # ------------------------------------------------------------------ planning
+    def _initial_state(self) -> PlanState:
+        c, dev = self.backend.consts, self.backend.device
+        return PlanState(
+            torch.zeros(c.horizon, c.action_dim, device=dev),
+            torch.zeros((), dtype=torch.bool, device=dev),
+        )
+
+    def _warm_start(self, tick: int) -> PlanState:
+        if self._warm is None:
+            return self._initial_state()
+        made_at, state = self._warm
+        return shift_plan(state, tick - made_at)
+
+    def _keep(self, result: PlanResult | None) -> None:
+        if result is None or result.state is None:
+            return
+        if self._warm is None or result.tick >= self._warm[0]:
+            self._warm = (result.tick, result.state)
+
+    def _new_episode(self) -> None:
+        self._warm = None
+
+    # ------------------------------------------------------------------ one tick
+    def _tick(self, k: int, start: float, ob, fresh: bool, worker: PlanWorker | None):
+        """Compute the command of tick ``k``; returns (command, record, missed)."""
+        cfg, rel = self.cfg, self._t0
+        plan_deadline = start + cfg.budget_ms * 1e-3
+        rec = TickRecord(
+            tick=k,
+            t_deadline=plan_deadline + cfg.send_margin_ms * 1e-3 - rel,
+            t_recv=time.monotonic() - rel,
+            t_send=0.0,
+            obs_age_ms=ob.age * 1e3 if ob is not None else -1.0,
+            obs_seq=ob.seq if ob is not None else -1,
+            encode_ms=0.0,
+            policy_ms=0.0,
+        )
+        stale = self.guard.observe(fresh)
+        obs_ok = ob is not None and self.guard.obs_ok(ob.obs)
+        candidate, missed = None, False
+        if obs_ok and not stale:
+            t = time.monotonic()
+            obs = torch.tensor(ob.obs, dtype=torch.float32, device=self.backend.device)
+            z = self.backend.encode(obs.unsqueeze(0))
+            t1 = time.monotonic()
+            policy = self.backend.policy_action(z).float().cpu().numpy()
+            t2 = time.monotonic()
+            rec.encode_ms, rec.policy_ms = (t1 - t) * 1e3, (t2 - t1) * 1e3
+            if worker is not None:
+                self._keep(worker.take_finished())  # a late plan still warm-starts
+            job = PlanJob(
+                k, z, self._warm_start(k), self.backend.draw_noise(self.generator), plan_deadline
+            )
+            if worker is None:
+                result = plan_anytime(self.backend, job, self.tracker)
+            else:
+                result = worker.wait(k, plan_deadline) if worker.submit(job) else None
+            self._keep(result)
+            if result is not None and result.action is not None:
+                candidate = result.action
+                rec.iter_ms, rec.iterations = result.iter_ms, result.iterations
+                rec.select_ms, rec.plan_ms = result.select_ms, result.plan_ms
+                rec.divergence = float(np.linalg.norm(candidate - policy))
+                rec.action_source = "plan"
+            else:
+                candidate, rec.fallback, rec.action_source = policy, True, "policy"
+                missed = result is None
+        command, source = self.guard.command(candidate, obs_ok, stale)
+        if source != "ok":
+            rec.action_source, rec.fallback = source, True
+        rec.alarm = self.guard.alarm
+        return command, rec, missed
+
+    def _finish(self, rec: TickRecord, missed: bool) -> None:
+        self.stats.add(rec, missed)
+        if self.telemetry is not None:
+            self.telemetry.tick(rec)
+        self.status.maybe(self.stats, self.guard.alarm)
+
+    # ------------------------------------------------------------------ loops
+    def _done(self, k: int) -> bool:
+        cfg = self.cfg
+        if self.stop_event.is_set():
+            self.stop_reason = self.stop_reason or "stopped"
+            return True
+        if cfg.max_ticks is not None and k >= cfg.max_ticks:
+            return True
+        return cfg.duration is not None and k >= round(cfg.duration * cfg.rate)
+
+    def _run_lockstep(self) -> None:
+        ob = self.client.reset(seed=self.cfg.seed)
+        k = 0
+        while not self._done(k):
+            start = time.monotonic()
+            command, rec, missed = self._tick(k, start, ob, True, None)
+            if self._record:
+                self.trace.append((ob.obs.copy(), command.copy()))
+            rec.t_send = time.monotonic() - self._t0
+            rec.slack_ms = (rec.t_deadline - rec.t_send) * 1e3
+            ob = self.client.step(command)
+            self.stats.add_reward(ob.reward, ob.terminated or ob.truncated)
+            self._finish(rec, missed)
+            if ob.terminated or ob.truncated:
+                ob = self.client.reset()
+                self._new_episode()
+            k += 1
+
+    def _first_observation(self, timeout: float = 5.0):
+        self.client.reset(seed=self.cfg.seed)
+        ob = self.client.latest_observation(timeout=timeout)
+        if ob is None:
+            raise RuntimeError("the real-time server sent no observation after reset")
+        return ob
+
+    def _run_realtime(self, worker: PlanWorker) -> None:
+        cfg = self.cfg
+        ob = self._first_observation()
+        ticker = Ticker(cfg.period, ob.received_at + cfg.phase_ms * 1e-3)
+        last_seq, last_fresh_t, prev_end = -1, time.monotonic(), False
+        while not self._done(ticker.index):
+            before = ticker.index
+            start = ticker.wait()
+            k = ticker.index
+            for missed_tick in range(before, k):  # the loop woke too late for these
+                self._skipped(missed_tick, ticker)
+            ob = self.client.latest_observation()
+            fresh = ob is not None and ob.seq != last_seq
+            if fresh:
+                last_seq, last_fresh_t = ob.seq, time.monotonic()
+                if "tick" in ob.info:  # episode bookkeeping from the pushed observations
+                    self.stats.add_reward(ob.reward, ob.terminated or ob.truncated)
+                if prev_end:
+                    self._new_episode()
+                prev_end = ob.terminated or ob.truncated
+            command, rec, missed = self._tick(k, start, ob, fresh, worker)
+            send_deadline = start + (cfg.budget_ms + cfg.send_margin_ms) * 1e-3
+            if time.monotonic() <= send_deadline:
+                self.client.send_action(command)
+                t_send = time.monotonic()
+                rec.late = t_send > send_deadline
+            else:  # never send late: the server holds the previous command
+                self.stats.skipped += 1
+                rec.action_source, rec.fallback, t_send = "skipped", True, time.monotonic()
+            rec.t_send = t_send - self._t0
+            rec.slack_ms = (send_deadline - t_send) * 1e3
+            if self._record and ob is not None:
+                self.trace.append((ob.obs.copy(), command.copy()))
+            self._finish(rec, missed)
+            self._recover(last_fresh_t)
+            ticker.advance()
+
+    def _skipped(self, k: int, ticker: Ticker) -> None:
+        """Record a tick the loop reached after its send deadline (nothing was sent)."""
+        deadline = (
+            ticker.t0 + k * ticker.period + (self.cfg.budget_ms + self.cfg.send_margin_ms) * 1e-3
+        )
+        rec = TickRecord(k, deadline - self._t0, 0.0, 0.0, -1.0, -1, 0.0, 0.0)
+        rec.fallback, rec.action_source, rec.alarm = True, "skipped", self.guard.alarm
+        self.stats.skipped += 1
+        self._finish(rec, False)
+
+    def _recover(self, last_fresh_t: float) -> None:
+        """After a server restart (new session), start a new episode; give up when the
+        server has been silent for ``stale_stop_s``."""
+        if self.client.restarts != self._restarts:
+            self._restarts = self.client.restarts
+            log.warning("control: the bridge server restarted; resetting the episode")
+            self.client.reset(seed=None)
+            self._new_episode()
+        silent = time.monotonic() - last_fresh_t
+        if self.cfg.stale_stop_s is not None and silent > self.cfg.stale_stop_s:
+            self.stop_reason = f"no observation for {silent:.1f} s"
+            self.stop_event.set()
+
+    def run(self) -> dict:
+        """Run until the duration / tick limit / :attr:`stop_event`; returns the summary.
+
+        On any exit (Ctrl-C and errors included) the robot gets the neutral command (real
+        time), the planning thread stops and the telemetry is flushed with its summary.
+        """
+        worker = PlanWorker(self.backend, self.tracker) if self.realtime else None
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(2e-4)  # the loop thread gets the GIL back quickly
+        restore = _raise_priority(self.cfg.rt_priority) if self.realtime else None
+        self._t0 = time.monotonic()
+        try:
+            if self.realtime:
+                self._run_realtime(worker)
+            else:
+                self._run_lockstep()
+        except KeyboardInterrupt:
+            self.stop_reason = "interrupted"
+        finally:
+            sys.setswitchinterval(switch)
+            if restore is not None:
+                _restore_priority(restore)
+            if self.realtime:
+                self._safe_stop()
+            if worker is not None:
+                worker.close()
+            self.status.done()
+            summary = {**self.stats.summary(), "alarms": dict(self.guard.alarms)}
+            summary["stop_reason"] = self.stop_reason or "done"
+            if self.telemetry is not None:
+                self.telemetry.close(summary)
+        return summary
+
+    def _safe_stop(self) -> None:
+        try:
+            self.client.send_action(self.guard.neutral)
+        except Exception as err:  # the bridge may be gone; nothing else to do
+            log.warning("control: could not send the neutral command at stop: %s", err)
+
+
+def _raise_priority(priority: int):
+    """SCHED_FIFO for the calling thread; returns what to restore (None if unchanged)."""
+    if priority <= 0 or not hasattr(os, "sched_setscheduler"):
+        return None
+    try:
+        old = (os.sched_getscheduler(0), os.sched_getparam(0))
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (PermissionError, OSError) as err:
+        log.warning(
+            "control: cannot use real-time priority %d (%s); running without", priority, err
+        )
+        return None
+    return old
+
+
+def _restore_priority(old) -> None:
+    try:
+        os.sched_setscheduler(0, old[0], old[1])
+    except OSError as err:
+        log.warning("control: could not restore the scheduling policy: %s", err)
