@@ -48,16 +48,17 @@ def export_random(preset: str, task: str, out: Path, seed: int = 0) -> Path:
 
 def markdown(result: dict) -> str:
     """One preset's tables: plan latency per setting, stage p99s, budget fits."""
-    cols = ["samples", "iters", "reps", "p50", "p90", "p99", "p99.9", "max", "iter p99"]
+    cols = ["prec", "samples", "iters", "reps", "p50", "p90", "p99", "p99.9", "max", "iter p99"]
+    pcts = cols[4:9]
     rows = []
     for c in result["cells"]:
         plan = c["stages"]["plan"]
-        rows.append({"samples": c["samples"], "iters": c["iterations"], "reps": c["repeats"],
-                     **{k: plan[k] for k in cols[3:8]},
+        rows.append({"prec": c["precision"], "samples": c["samples"], "iters": c["iterations"],
+                     "reps": c["repeats"], **{k: plan[k] for k in pcts},
                      "iter p99": c["stages"]["iteration"]["p99"]})  # fmt: skip
     big = result["cells"][result["largest"]]
     stages = ["h2d", "encode", "policy", "init", "iteration", "select", "d2h", "plan"]
-    srows = [{"stage": s, **{k: big["stages"][s][k] for k in cols[3:8]}} for s in stages]
+    srows = [{"stage": s, **{k: big["stages"][s][k] for k in pcts}} for s in stages]
     lines = [
         f"### {result['preset']} ({result['num_params'] / 1e6:.2f}M params), {result['task']}, "
         f"{result['backend']} on {result['device']}",
@@ -66,9 +67,10 @@ def markdown(result: dict) -> str:
         "",
         markdown_table(rows, cols),
         "",
-        f"Stages of {big['samples']} x {big['iterations']} ({big['repeats']} repetitions), ms:",
+        f"Stages of {big['samples']} x {big['iterations']} {big['precision']} "
+        f"({big['repeats']} repetitions), ms:",
         "",
-        markdown_table(srows, ["stage", *cols[3:8]]),
+        markdown_table(srows, ["stage", *pcts]),
         "",
         f"{result['load']['text']}. {result['resolution']}.",
         "",
@@ -103,7 +105,12 @@ def main() -> None:
     p.add_argument("--figures", type=Path, default=None, help="Copy the PNGs here.")
     p.add_argument("--tag", default="", help="Suffix of the copied figures' names.")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--markdown-from", type=Path, default=None, help="Only print a saved JSON.")
     args = p.parse_args()
+    if args.markdown_from is not None:
+        for result in json.loads(args.markdown_from.read_text()):
+            print(markdown(result))
+        return
     ints = lambda s: tuple(int(v) for v in s.split(","))  # noqa: E731
     cfg = SweepConfig(samples=ints(args.samples), iterations=ints(args.iterations),
                       precisions=tuple(args.precisions.split(",")), repeats=args.repeats,

@@ -80,7 +80,11 @@ def plot_p99_heatmap(
             pct_key(99.0)
         ]
     fig, ax = plt.subplots(figsize=(1.2 * len(iters) + 2.5, 0.7 * len(samples) + 1.8))
-    im = ax.imshow(grid, cmap="viridis", origin="lower", aspect="auto")
+    from matplotlib.colors import LogNorm
+
+    lo, hi = np.nanmin(grid), np.nanmax(grid)
+    norm = LogNorm(vmin=lo, vmax=hi) if lo > 0 and hi > lo else None  # p99 spans decades
+    im = ax.imshow(grid, cmap="viridis", origin="lower", aspect="auto", norm=norm)
     ax.set_xticks(range(len(iters)), [str(i) for i in iters])
     ax.set_yticks(range(len(samples)), [str(s) for s in samples])
     ax.set_xlabel("MPPI iterations")
@@ -90,7 +94,7 @@ def plot_p99_heatmap(
             continue
         over = limit_ms is not None and v > limit_ms
         ax.text(c, r, f"{v:.1f}" + (" x" if over else ""), ha="center", va="center",
-                color="white" if v < np.nanmean(grid) else "black", fontsize=8)  # fmt: skip
+                color="white" if v < np.sqrt(lo * hi) else "black", fontsize=8)  # fmt: skip
     fig.colorbar(im, ax=ax, label="plan p99 (ms)")
     suffix = f" (x: above {limit_ms:.1f} ms)" if limit_ms is not None else ""
     ax.set_title((title or "plan p99") + suffix, fontsize=9)
