@@ -44,7 +44,7 @@ def _inputs(
     """Inputs of every part, derived from the recorded observations."""
     gen = torch.Generator().manual_seed(seed)
     z = eager.encode(obs)
-    a = eager.pi(z, torch.zeros_like(z[:, : consts.action_dim]))[1]["mean"]
+    a = eager.pi(z, torch.zeros(z.shape[0], consts.action_dim))[1]["mean"]
     heads = torch.tensor([num_q - 1, 0])
     n = 64
     seqs = torch.rand(consts.horizon, n, consts.action_dim, generator=gen) * 2 - 1
