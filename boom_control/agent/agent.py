@@ -8,6 +8,8 @@ All randomness goes through torch's global RNG.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,7 +17,7 @@ import torch
 
 from boom_control.agent.config import AgentConfig, ModelConfig, PlannerConfig
 from boom_control.agent.losses import LossConstants, policy_loss, world_model_loss
-from boom_control.agent.planner import PlanConstants, initial_state, plan
+from boom_control.agent.planner import PlanConstants, initial_state, plan, plan_iteration
 from boom_control.agent.types import Batch, PlanState
 from boom_control.agent.world_model import WorldModel
 
@@ -24,6 +26,16 @@ def discount_for(episode_length: int) -> float:
     """``clip((L/5 - 1) / (L/5), 0.95, 0.995)`` (0.99 for 500 steps, 0.995 for 1000)."""
     frac = episode_length / 5
     return float(np.clip((frac - 1) / frac, 0.95, 0.995))
+
+
+def _compiled(fn: Callable) -> Callable:
+    """``fn`` through torch.compile (inductor, static shapes). Random ops fall back to eager
+    kernels so dropout and policy noise draw exactly what the eager code draws."""
+    import torch._inductor.config as inductor_config
+
+    inductor_config.fallback_random = True
+    # inductor's joint-graph pattern matcher fails on the loss graphs (torch 2.13)
+    return torch.compile(fn, dynamic=False, options={"pattern_matcher": False})
 
 
 class Agent:
@@ -73,6 +85,17 @@ class Agent:
         )
         self._wm_params = self.model.encoder_parameters() + self.model.model_parameters()
         self._pi_params = self.model.pi_parameters()
+        # speed options, resolved once
+        self._plan_precision: Callable[[], contextlib.AbstractContextManager] = (
+            contextlib.nullcontext
+            if planner_cfg.precision == "fp32"
+            else lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)
+        )
+        self._plan_iteration = _compiled(plan_iteration) if planner_cfg.compile else plan_iteration
+        self._world_model_loss = (
+            _compiled(world_model_loss) if agent_cfg.compile else world_model_loss
+        )
+        self._policy_loss = _compiled(policy_loss) if agent_cfg.compile else policy_loss
 
     def initial_plan_state(self) -> PlanState:
         """Plan state for the first step of an episode."""
@@ -95,9 +118,15 @@ class Agent:
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(1, -1)
         z = self.model.encode(obs_t)
         if use_planner:
-            action, mu, std, plan_state = plan(
-                self.model, z, plan_state, self.plan_consts, eval_mode
-            )
+            with self._plan_precision():
+                action, mu, std, plan_state = plan(
+                    self.model,
+                    z,
+                    plan_state,
+                    self.plan_consts,
+                    eval_mode,
+                    iteration=self._plan_iteration,
+                )
         else:
             sample, info = self.model.pi(z)
             action = (info["mean"] if eval_mode else sample)[0]
@@ -115,13 +144,13 @@ class Agent:
         """
         clip = self.agent_cfg.grad_clip_norm
         self.model.train()
-        wm_loss, zs, info = world_model_loss(self.model, batch, self.loss_consts)
+        wm_loss, zs, info = self._world_model_loss(self.model, batch, self.loss_consts)
         self.optim.zero_grad(set_to_none=True)
         wm_loss.backward()
         info["world_model_grad_norm"] = torch.nn.utils.clip_grad_norm_(self._wm_params, clip)
         self.optim.step()
 
-        pi_loss, new_scale, pi_info = policy_loss(
+        pi_loss, new_scale, pi_info = self._policy_loss(
             self.model, zs, batch.mu, self.running_scale, self.loss_consts
         )
         self.pi_optim.zero_grad(set_to_none=True)

@@ -8,13 +8,13 @@ one batched matmul per layer, and a subset of heads can be evaluated on its own.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from boom_control.agent.ops import simnorm
+from boom_control.agent.ops import mish_fast, simnorm
 
 INIT_STD = 0.02
 """Std of the truncated-normal weight initialisation (truncated at +-2 std)."""
@@ -36,6 +36,20 @@ class SimNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"group={self.group}"
+
+
+class FastMish(nn.Module):
+    """Mish computed by :func:`boom_control.agent.ops.mish_fast` (no parameters)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return mish_fast(x)
+
+
+MISH_KINDS: dict[str, tuple[type[nn.Module], Callable[[torch.Tensor], torch.Tensor]]] = {
+    "exact": (nn.Mish, F.mish),
+    "fast": (FastMish, mish_fast),
+}
+"""Mish implementations by name: module class and function."""
 
 
 class NormedLinear(nn.Module):
@@ -60,16 +74,19 @@ def mlp(
     out_dim: int,
     out_act: nn.Module | None = None,
     dropout: float = 0.0,
+    mish: str = "exact",
 ) -> nn.Sequential:
     """MLP of normed hidden layers.
 
     The output layer is a plain ``Linear`` when ``out_act`` is None, otherwise a
     :class:`NormedLinear` with ``out_act`` as its activation (e.g. LayerNorm + SimNorm).
-    ``dropout`` applies to the first layer only.
+    ``dropout`` applies to the first layer only; ``mish`` names the hidden activation's
+    implementation (a key of :data:`MISH_KINDS`).
     """
     dims = [in_dim, *hidden]
+    act_cls = MISH_KINDS[mish][0]
     layers: list[nn.Module] = [
-        NormedLinear(dims[i], dims[i + 1], dropout=dropout if i == 0 else 0.0)
+        NormedLinear(dims[i], dims[i + 1], dropout=dropout if i == 0 else 0.0, act=act_cls())
         for i in range(len(hidden))
     ]
     if out_act is None:
@@ -92,15 +109,23 @@ class QEnsemble(nn.Module):
 
     Layer ``l`` holds ``weight[l]: (num_q, d_in, d_out)`` and ``bias[l]: (num_q, d_out)``;
     hidden layers also hold per-head LayerNorm affine parameters. Dropout (``dropout``)
-    acts on the first layer only, in training mode. Init: truncated normal weights, zero
-    biases, zero weights in the last layer.
+    acts on the first layer only, in training mode. ``mish`` names the implementation of
+    the hidden activation (a key of :data:`MISH_KINDS`). Init: truncated normal weights,
+    zero biases, zero weights in the last layer.
     """
 
     def __init__(
-        self, num_q: int, in_dim: int, hidden: Sequence[int], out_dim: int, dropout: float = 0.0
+        self,
+        num_q: int,
+        in_dim: int,
+        hidden: Sequence[int],
+        out_dim: int,
+        dropout: float = 0.0,
+        mish: str = "exact",
     ) -> None:
         super().__init__()
         self.num_q = num_q
+        self._mish = MISH_KINDS[mish][1]
         self.dropout = float(dropout)
         self.hidden = tuple(int(d) for d in hidden)
         dims = [in_dim, *hidden, out_dim]
@@ -147,7 +172,7 @@ class QEnsemble(nn.Module):
             if i == 0:
                 h = F.dropout(h, self.dropout, self.training)
             h = F.layer_norm(h, (self.hidden[i],)) * g.unsqueeze(1) + beta.unsqueeze(1)
-            h = F.mish(h)
+            h = self._mish(h)
         h = torch.baddbmm(
             biases[-1].unsqueeze(1), h.expand(weights[-1].shape[0], -1, -1), weights[-1]
         )

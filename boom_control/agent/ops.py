@@ -128,3 +128,44 @@ def squash(
     action = torch.tanh(action)
     log_prob = log_prob - torch.log(F.relu(1 - action.pow(2)) + 1e-6).sum(-1, keepdim=True)
     return mean, action, log_prob
+
+
+def _mish_factor(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``tanh(softplus(x))`` and ``sigmoid(x)`` from a single sigmoid.
+
+    With ``s = sigmoid(-x) = 1 - sigmoid(x)``: ``tanh(softplus(x)) = (1 - s^2) / (1 + s^2)
+    = sigmoid(x) (1 + s) / (1 + s^2)``, which neither overflows nor cancels.
+    """
+    sig = torch.sigmoid(x)
+    s = 1 - sig
+    den = s * s
+    den.add_(1)
+    return s.add_(1).mul_(sig).div_(den), sig
+
+
+class _FastMish(torch.autograd.Function):
+    """Mish with a hand-written backward that recomputes from the input only."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return _mish_factor(x)[0].mul_(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        t, sig = _mish_factor(x)
+        # d/dx x tanh(softplus(x)) = t + x (1 - t^2) sigmoid(x)
+        return (t * t).neg_().add_(1).mul_(sig).mul_(x).add_(t).mul_(grad)
+
+
+def mish_fast(x: torch.Tensor) -> torch.Tensor:
+    """``x * tanh(softplus(x))`` (Mish) through one sigmoid instead of softplus and tanh.
+
+    The same function as :func:`torch.nn.functional.mish`, rounded differently (about
+    1e-7 relative); several times faster on CPUs, where ``tanh`` and ``log1p`` are slow.
+    With gradients enabled it runs as an autograd function that keeps only ``x``.
+    """
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _FastMish.apply(x)
+    return _mish_factor(x)[0].mul_(x)

@@ -15,6 +15,7 @@ Shapes: H horizon, N samples, P policy trajectories, E elites, A action dim, L l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -167,14 +168,15 @@ def estimate_value(
     """
     ret = torch.zeros(z.shape[0], 1, device=z.device)
     alive = torch.ones_like(ret)
+    # ``.float()`` keeps the value arithmetic in fp32 under bf16 autocast (no-op otherwise).
     for t in range(consts.horizon):
-        reward = two_hot_inv(model.reward(z, actions[t]), model.bins)
+        reward = two_hot_inv(model.reward(z, actions[t]).float(), model.bins)
         z = model.next(z, actions[t])
         ret = ret + consts.discounts[t] * alive * reward
         if consts.terminates:
             alive = alive * (model.termination(z) <= 0).float()
     action, _ = model.pi(z, value_eps)
-    q = model.Q(z, action, return_type="avg", heads=heads)
+    q = model.Q(z, action, return_type="avg", heads=heads).float()
     ret = ret + consts.terminal_discount * alive * q
     return torch.nan_to_num(ret.squeeze(-1), nan=0.0)
 
@@ -193,7 +195,7 @@ def plan_init(
     pi_actions = []
     for t in range(consts.horizon):
         action, _ = model.pi(z_pi, noise.pi_traj[t])
-        pi_actions.append(action)
+        pi_actions.append(action.float())
         if t < consts.horizon - 1:
             z_pi = model.next(z_pi, action)
     h, a, e = consts.horizon, consts.action_dim, consts.num_elites
@@ -274,6 +276,7 @@ def plan(
     consts: PlanConstants,
     eval_mode: bool,
     noise: PlanNoise | None = None,
+    iteration: Callable[..., IterState] = plan_iteration,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, PlanState]:
     """Full MPPI planning call.
 
@@ -281,6 +284,7 @@ def plan(
         z: (1, L) latent of the current observation.
         state: warm start from the previous call (:func:`initial_state` at t0).
         noise: pre-drawn randomness; drawn with :func:`draw_noise` if None.
+        iteration: :func:`plan_iteration` or a compiled version of it.
     Returns:
         action (A,), mu (A,), std (A,), next state.
     """
@@ -288,5 +292,5 @@ def plan(
         noise = draw_noise(consts, z.device)
     it = plan_init(model, z, state, consts, noise)
     for i in range(consts.iterations):
-        it = plan_iteration(model, it, consts, noise.samples[i], noise.value_pi[i], noise.heads[i])
+        it = iteration(model, it, consts, noise.samples[i], noise.value_pi[i], noise.heads[i])
     return plan_select(it, consts, noise, eval_mode)

@@ -44,13 +44,14 @@ class WorldModel(nn.Module):
         def latent_act() -> nn.Module:
             return SimNorm(cfg.simnorm_dim) if cfg.simnorm else nn.Identity()
 
-        self._encoder = mlp(obs_dim, [cfg.enc_dim], latent, out_act=latent_act())
-        self._dynamics = mlp(latent + action_dim, [hid, hid], latent, out_act=latent_act())
-        self._reward = mlp(latent + action_dim, [hid] * cfg.reward_layers, cfg.num_bins)
-        self._pi = mlp(latent, [hid, hid], 2 * action_dim)
-        self._termination = mlp(latent, [hid, hid], 1) if terminates else None
+        m = cfg.mish
+        self._encoder = mlp(obs_dim, [cfg.enc_dim], latent, out_act=latent_act(), mish=m)
+        self._dynamics = mlp(latent + action_dim, [hid, hid], latent, out_act=latent_act(), mish=m)
+        self._reward = mlp(latent + action_dim, [hid] * cfg.reward_layers, cfg.num_bins, mish=m)
+        self._pi = mlp(latent, [hid, hid], 2 * action_dim, mish=m)
+        self._termination = mlp(latent, [hid, hid], 1, mish=m) if terminates else None
         self._Qs = QEnsemble(
-            cfg.num_q, latent + action_dim, [hid, hid], cfg.num_bins, dropout=cfg.dropout
+            cfg.num_q, latent + action_dim, [hid, hid], cfg.num_bins, cfg.dropout, mish=m
         )
         init_weights(self)  # Linear layers; the Q ensemble initialises itself
         self._target_Qs = copy.deepcopy(self._Qs).requires_grad_(False).eval()

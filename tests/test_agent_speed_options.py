@@ -1,0 +1,156 @@
+"""Speed options of the learner: fast Mish, bf16 planning, torch.compile.
+
+Each option must compute the same maths as the default path: the fast Mish and the
+compiled code agree with eager fp32 to rounding, bf16 planning to a bounded error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from boom_control.agent import Agent, AgentConfig, Batch, ModelConfig, PlannerConfig, WorldModel
+from boom_control.agent.ops import mish_fast
+from boom_control.agent.planner import (
+    PlanConstants,
+    draw_noise,
+    estimate_value,
+    initial_state,
+    plan,
+    plan_iteration,
+)
+
+torch.set_num_threads(1)
+CPU = torch.device("cpu")
+TINY = ModelConfig(enc_dim=32, mlp_dim=32, latent_dim=16, num_q=2)
+SMALL_PLAN = PlannerConfig(num_samples=64, num_elites=8, num_pi_trajs=8, iterations=2)
+
+
+def _agent(model_cfg=TINY, planner_cfg=SMALL_PLAN, agent_cfg=None, seed=0) -> Agent:
+    torch.manual_seed(seed)
+    agent_cfg = agent_cfg or AgentConfig(batch_size=16)
+    return Agent(5, 3, 100, model_cfg, planner_cfg, agent_cfg, CPU)
+
+
+def _batch(b=16, h=3, obs=5, act=3, seed=1) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    return Batch(
+        obs=torch.randn(h + 1, b, obs, generator=g),
+        action=torch.rand(h, b, act, generator=g) * 2 - 1,
+        mu=torch.rand(h, b, act, generator=g) * 2 - 1,
+        reward=torch.randn(h, b, generator=g),
+        terminated=torch.zeros(h, b),
+    )
+
+
+def test_fast_mish_matches_torch_mish():
+    x = torch.cat([torch.linspace(-100, 100, 20001), torch.randn(10000) * 3])
+    ref = F.mish(x.double())
+    err = (mish_fast(x).double() - ref).abs() / ref.abs().clamp_min(1.0)
+    assert err.max() < 1e-6
+    assert torch.isfinite(mish_fast(torch.tensor([-1e30, 1e30]))).all()
+
+
+def test_fast_mish_gradient():
+    x = torch.randn(40, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(mish_fast, (x,))
+    x32 = (torch.randn(1000) * 4).requires_grad_()
+    (g_fast,) = torch.autograd.grad(mish_fast(x32).sum(), x32)
+    x64 = x32.detach().double().requires_grad_()
+    (g_ref,) = torch.autograd.grad(F.mish(x64).sum(), x64)
+    assert torch.allclose(g_fast.double(), g_ref, atol=1e-6)
+
+
+def test_fast_mish_world_model_matches_exact():
+    torch.manual_seed(0)
+    exact = WorldModel(5, 3, TINY)
+    fast = WorldModel(5, 3, dataclasses.replace(TINY, mish="fast"))
+    fast.load_state_dict(exact.state_dict())
+    z, a = torch.rand(7, 16), torch.rand(7, 3) * 2 - 1
+    for fn in ("next", "reward"):
+        assert torch.allclose(getattr(fast, fn)(z, a), getattr(exact, fn)(z, a), atol=1e-6)
+    eps = torch.randn(7, 3)
+    assert torch.allclose(fast.pi(z, eps)[0], exact.pi(z, eps)[0], atol=1e-6)
+    heads = torch.tensor([1, 0])
+    assert torch.allclose(fast.Q(z, a, "all", heads=heads), exact.Q(z, a, "all", heads=heads))
+
+
+def test_fast_mish_update_matches_exact():
+    exact = _agent()
+    fast = _agent(model_cfg=dataclasses.replace(TINY, mish="fast"))
+    fast.load_state_dict(exact.state_dict())
+    batch = _batch()
+    for _ in range(3):
+        torch.manual_seed(5)
+        m_exact = exact.update(batch)
+        torch.manual_seed(5)
+        m_fast = fast.update(batch)
+    for key, value in m_exact.items():
+        assert m_fast[key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
+    for p_exact, p_fast in zip(exact.model.parameters(), fast.model.parameters(), strict=True):
+        assert torch.allclose(p_exact, p_fast, atol=1e-5)
+
+
+def test_bf16_planning_values_close_and_outputs_fp32():
+    agent = _agent(planner_cfg=SMALL_PLAN)
+    for _ in range(5):  # give the heads some non-trivial values
+        agent.update(_batch())
+    model, consts = agent.model, agent.plan_consts
+    torch.manual_seed(3)
+    z = model.encode(torch.randn(1, 5)).detach().expand(consts.num_samples, -1)
+    actions = torch.rand(consts.horizon, consts.num_samples, 3) * 2 - 1
+    eps, heads = torch.randn(consts.num_samples, 3), torch.tensor([0, 1])
+    with torch.no_grad():
+        ref = estimate_value(model, z, actions, consts, eps, heads)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = estimate_value(model, z, actions, consts, eps, heads)
+    assert low.dtype == torch.float32
+    assert (low - ref).abs().max() <= 0.05 * ref.abs().max() + 1e-3
+
+    bf16 = _agent(planner_cfg=dataclasses.replace(SMALL_PLAN, precision="bf16"))
+    bf16.load_state_dict(agent.state_dict())
+    obs = np.random.default_rng(0).standard_normal(5).astype(np.float32)
+    action, _, _, state = bf16.act(obs, bf16.initial_plan_state(), eval_mode=False)
+    assert action.dtype == np.float32 and np.all(np.abs(action) <= 1.0)
+    assert state.mean.dtype == torch.float32 and torch.isfinite(state.mean).all()
+
+
+def test_bf16_option_validated():
+    with pytest.raises(ValueError):
+        PlannerConfig(precision="fp16")
+    with pytest.raises(ValueError):
+        ModelConfig(mish="approx")
+
+
+def test_compiled_plan_iteration_matches_eager():
+    torch.manual_seed(0)
+    model = WorldModel(5, 3, TINY).eval()
+    consts = PlanConstants.build(SMALL_PLAN, 3, 0.99, 2, CPU)
+    z = model.encode(torch.randn(1, 5)).detach()
+    noise = draw_noise(consts, CPU, torch.Generator().manual_seed(1))
+    compiled = torch.compile(plan_iteration, dynamic=False)
+    with torch.no_grad():
+        ref = plan(model, z, initial_state(consts, CPU), consts, False, noise)
+        out = plan(model, z, initial_state(consts, CPU), consts, False, noise, compiled)
+    for a, b in zip(ref[:3], out[:3], strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert torch.allclose(ref[3].mean, out[3].mean, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_compiled_update_matches_eager():
+    eager = _agent()
+    compiled = _agent(agent_cfg=AgentConfig(batch_size=16, compile=True))
+    compiled.load_state_dict(eager.state_dict())
+    batch = _batch()
+    for _ in range(2):
+        torch.manual_seed(5)
+        m_eager = eager.update(batch)
+        torch.manual_seed(5)
+        m_compiled = compiled.update(batch)
+    for key, value in m_eager.items():
+        assert m_compiled[key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
