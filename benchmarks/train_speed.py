@@ -1,27 +1,46 @@
-"""Learner speed: milliseconds per update (batch 256) and per planning call.
+"""Learner speed: agent steps/s of real training, ms per update and ms per planning call.
 
-Times ``Agent.update`` on random batches and ``Agent.act`` (encode + full MPPI: 512
-samples, 8 iterations for A = 21) for the model presets, on the CPU with each requested
-thread count and on the GPU when one is available. Prints a table and writes JSON.
+For each model preset, CPU thread count (and the GPU when available) and speed variant, a
+:class:`Trainer` is built on ``dmc:humanoid-walk`` (obs 67, A 21) with the paper's planner
+(512 samples, 64 elites, 24 policy trajectories, 6+2 iterations, horizon 3) and batch 256.
+After a short seed phase it runs real agent steps exactly as ``Trainer.run`` does (plan,
+env step, buffer add, one update), and times ``Agent.update`` on buffer batches and
+``Agent.act`` on their own. Variants are timed interleaved, round after round in the same
+process, so load from other processes hits them alike; the table shows medians (and the
+JSON also the best round).
 
-    python benchmarks/train_speed.py --out runs/bench/train_speed.json
+Variants (combine with '+'): ``eager`` (defaults), ``fast`` (model.mish=fast),
+``bf16`` (planner.precision=bf16), ``compile`` (planner.compile and agent.compile).
+
+    python benchmarks/train_speed.py --out benchmarks/results/train_speed.json
+    python benchmarks/train_speed.py --presets 1M --threads 2 --variants eager fast+bf16
     python benchmarks/train_speed.py --quick          # a few repetitions only
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from boom_control.agent import Agent, AgentConfig, Batch, ModelConfig, PlannerConfig
+from boom_control.agent import ModelConfig
 from boom_control.config import config_dir, load_config
+from boom_control.envs import make_env
+from boom_control.train.config import TrainConfig
+from boom_control.train.trainer import Trainer, build_trainer
+
+TASK = "dmc:humanoid-walk"
+SEED_STEPS = 8
+"""Random-action steps (and pretraining updates) before the timed agent steps."""
+FEATURES = ("fast", "bf16", "compile")
 
 
 def _sync(device: torch.device) -> None:
@@ -29,12 +48,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time_ms(fn, device: torch.device, reps: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    _sync(device)
+def _timed(fn, device: torch.device, reps: int) -> list[float]:
     times = []
     for _ in range(reps):
+        _sync(device)
         start = time.perf_counter()
         fn()
         _sync(device)
@@ -42,89 +59,173 @@ def _time_ms(fn, device: torch.device, reps: int, warmup: int) -> list[float]:
     return times
 
 
-def bench_one(
-    preset: str, device: torch.device, obs_dim: int, action_dim: int, args: argparse.Namespace
-) -> dict:
-    """Median ms per update and per plan for one preset on one device."""
-    torch.manual_seed(0)
-    model_cfg = load_config(ModelConfig, presets=[config_dir() / "model" / f"{preset}.yaml"])
-    planner_cfg, agent_cfg = PlannerConfig(), AgentConfig(batch_size=args.batch_size)
-    agent = Agent(obs_dim, action_dim, 500, model_cfg, planner_cfg, agent_cfg, device)
-    h, b = planner_cfg.horizon, args.batch_size
-    batch = Batch(
-        obs=torch.randn(h + 1, b, obs_dim, device=device),
-        action=torch.rand(h, b, action_dim, device=device) * 2 - 1,
-        mu=torch.rand(h, b, action_dim, device=device) * 2 - 1,
-        reward=torch.randn(h, b, device=device),
-        terminated=torch.zeros(h, b, device=device),
+def make_config(preset: str, variant: str, device: str, run_dir: str, batch: int) -> TrainConfig:
+    """Training config of one variant (paper planner settings, batch ``batch``)."""
+    features = set(variant.split("+")) - {"eager"}
+    unknown = features - set(FEATURES)
+    if unknown:
+        raise SystemExit(f"unknown variant feature(s) {sorted(unknown)}; choose from {FEATURES}")
+    model = load_config(ModelConfig, presets=[config_dir() / "model" / f"{preset}.yaml"])
+    cfg = TrainConfig(
+        task=TASK,
+        seed=0,
+        steps=10**9,
+        buffer_capacity=10_000,
+        device=device,
+        seed_steps=SEED_STEPS,
+        eval_at_start=False,
+        save_buffer=False,
+        log_every=10**9,
+        log_tensorboard=False,
+        run_dir=run_dir,
+        model=dataclasses.replace(model, mish="fast" if "fast" in features else "exact"),
     )
-    obs = np.random.default_rng(0).standard_normal(obs_dim).astype(np.float32)
-    state = agent.initial_plan_state()
+    return dataclasses.replace(
+        cfg,
+        planner=dataclasses.replace(
+            cfg.planner,
+            precision="bf16" if "bf16" in features else "fp32",
+            compile="compile" in features,
+        ),
+        agent=dataclasses.replace(cfg.agent, batch_size=batch, compile="compile" in features),
+    )
 
-    def plan_step() -> None:
-        nonlocal state
-        state = agent.act(obs, state, eval_mode=False)[3]
 
-    update = _time_ms(lambda: agent.update(batch), device, args.reps, args.warmup)
-    plan = _time_ms(plan_step, device, args.reps, args.warmup)
-    return {
-        "preset": preset,
-        "params": agent.model.num_params(),
-        "ms_per_update": statistics.median(update),
-        "ms_per_plan": statistics.median(plan),
-        "plan_samples": planner_cfg.num_samples,
-        "plan_iterations": planner_cfg.iterations_for(action_dim),
-    }
+class Subject:
+    """One variant: a trainer past its seed phase, with timers for its parts."""
+
+    def __init__(self, cfg: TrainConfig, device: torch.device) -> None:
+        torch.manual_seed(0)
+        self.device = device
+        self.trainer = build_trainer(cfg, device)
+        self.obs = np.zeros(self.trainer.spec.obs_dim, np.float32)
+        self.env_alone = make_env(TASK, seed=1)
+        self.env_alone.reset(seed=1)
+        start = time.perf_counter()
+        while self.trainer.updates < SEED_STEPS + 2:  # seed phase, pretraining, 2 steps
+            self.train_step()
+        self.warmup_s = time.perf_counter() - start  # includes compilation, if any
+        self.batch = self.trainer.buffer.sample()
+        self.state = self.trainer.agent.initial_plan_state()
+        self.times: dict[str, list[float]] = {"step": [], "update": [], "plan": [], "env": []}
+
+    def train_step(self) -> None:
+        """One agent step of ``Trainer.run`` (without evaluation and checkpoints)."""
+        t: Trainer = self.trainer
+        t.env_step()
+        t.step += 1
+        t.learn()
+
+    def plan(self) -> None:
+        agent = self.trainer.agent
+        self.state = agent.act(self.obs, self.state, eval_mode=False)[3]
+
+    def env(self) -> None:
+        self.env_alone.step(np.zeros(self.trainer.spec.action_dim, np.float32))
+
+    def round(self, reps: int) -> None:
+        """Time ``reps`` training steps, updates, plans and env steps."""
+        agent = self.trainer.agent
+        self.times["step"] += _timed(self.train_step, self.device, reps)
+        self.times["update"] += _timed(lambda: agent.update(self.batch), self.device, reps)
+        self.times["plan"] += _timed(self.plan, self.device, reps)
+        self.times["env"] += _timed(self.env, self.device, reps)
+
+    def row(self) -> dict:
+        med = {k: statistics.median(v) for k, v in self.times.items()}
+        best = {k: min(v) for k, v in self.times.items()}
+        return {
+            "steps_per_s": 1e3 / med["step"],
+            "steps_per_s_best": 1e3 / best["step"],
+            "ms_per_step": med["step"],
+            "ms_per_update": med["update"],
+            "ms_per_plan": med["plan"],
+            "ms_per_env_step": med["env"],
+            "ms_per_update_best": best["update"],
+            "ms_per_plan_best": best["plan"],
+            "warmup_s": self.warmup_s,
+            "samples": len(self.times["step"]),
+        }
+
+
+def bench(preset: str, device_name: str, threads: int, args: argparse.Namespace) -> list[dict]:
+    """All variants of one preset on one device, timed interleaved."""
+    device = torch.device(device_name)
+    subjects = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for variant in args.variants:
+            cfg = make_config(preset, variant, device_name, f"{tmp}/{variant}", args.batch_size)
+            subjects[variant] = Subject(cfg, device)
+        for _ in range(args.rounds):
+            for subject in subjects.values():
+                subject.round(args.reps)
+    rows = []
+    for variant, subject in subjects.items():
+        agent = subject.trainer.agent
+        row = {
+            "preset": preset,
+            "device": device_name,
+            "threads": threads,
+            "variant": variant,
+            "params": agent.model.num_params(),
+            "plan_samples": agent.plan_consts.num_samples,
+            "plan_iterations": agent.plan_consts.iterations,
+            **subject.row(),
+        }
+        rows.append(row)
+        print(_line(row), flush=True)
+    return rows
+
+
+def _line(r: dict) -> str:
+    return (
+        f"| {r['preset']} | {r['device']} | {r['threads']} | {r['variant']} | "
+        f"{r['steps_per_s']:.2f} | {r['steps_per_s_best']:.2f} | {r['ms_per_update']:.0f} | "
+        f"{r['ms_per_plan']:.0f} | {r['ms_per_env_step']:.1f} | {r['warmup_s']:.0f} |"
+    )
+
+
+HEADER = (
+    "| preset | device | threads | variant | steps/s | best steps/s | ms/update | ms/plan "
+    "| ms/env step | warm-up s |\n|---|---|---|---|---|---|---|---|---|---|"
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["1M", "5M"])
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    parser.add_argument("--obs-dim", type=int, default=67)
-    parser.add_argument("--action-dim", type=int, default=21)
+    parser.add_argument(
+        "--variants", nargs="+", default=["eager", "fast", "fast+bf16", "fast+bf16+compile"]
+    )
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--reps", type=int, default=20, help="timed repetitions")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed repetitions first")
-    parser.add_argument("--quick", action="store_true", help="3 repetitions, 1 warm-up")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per part and round")
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 2 repetitions")
     parser.add_argument("--no-gpu", action="store_true", help="skip the GPU rows")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/train_speed.json"))
     args = parser.parse_args()
     if args.quick:
-        args.reps, args.warmup = 3, 1
+        args.rounds, args.reps = 2, 2
 
     runs = [("cpu", t) for t in args.threads]
     if torch.cuda.is_available() and not args.no_gpu:
         runs.append(("cuda", max(args.threads)))
+    print(HEADER, flush=True)
     rows = []
     for device_name, threads in runs:
         torch.set_num_threads(threads)
-        device = torch.device(device_name)
         for preset in args.presets:
-            row = bench_one(preset, device, args.obs_dim, args.action_dim, args)
-            row.update(device=device_name, threads=threads)
-            rows.append(row)
-
-    header = (
-        f"{'preset':>6} {'device':>6} {'threads':>7} {'params':>10} "
-        f"{'ms/update':>10} {'ms/plan':>9}"
-    )
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        print(
-            f"{r['preset']:>6} {r['device']:>6} {r['threads']:>7} {r['params']:>10,} "
-            f"{r['ms_per_update']:>10.1f} {r['ms_per_plan']:>9.1f}"
-        )
+            rows += bench(preset, device_name, threads, args)
     meta = {
         "torch": torch.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "processor": platform.processor(),
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "obs_dim": args.obs_dim,
-        "action_dim": args.action_dim,
+        "task": TASK,
         "batch_size": args.batch_size,
+        "rounds": args.rounds,
         "reps": args.reps,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
