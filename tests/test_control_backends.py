@@ -55,7 +55,7 @@ def test_backend_plans_like_the_training_planner(tiny_bundle, obs, name):
         assert torch.allclose(backend.policy_action(z), expected, atol=1e-5)
 
 
-def test_bf16_autocast_stays_close_to_fp32(tiny_bundle, obs):
+def test_bf16_evaluation_stays_close_to_fp32(tiny_bundle, obs):
     bundle = load_bundle(tiny_bundle)
     fp32 = build_backend(bundle, "torch", "cpu")
     bf16 = build_backend(bundle, "torch", "cpu", bf16=True)
@@ -67,11 +67,13 @@ def test_bf16_autocast_stays_close_to_fp32(tiny_bundle, obs):
 
     actions = sample_sequences(run.it, n.samples[0])
     v32 = fp32.evaluate(run.it, actions, n.value_pi[0], n.heads[0])
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        v16 = bf16.evaluate(run.it, actions, n.value_pi[0], n.heads[0]).float()
+    v16 = bf16.evaluate(run.it, actions, n.value_pi[0], n.heads[0])
+    assert v16.dtype == torch.float32
     assert bool(torch.isfinite(v16).all())
     rel = (v16 - v32).abs().max() / v32.abs().max().clamp_min(1e-6)
     assert rel < 0.05, float(rel)
+    with pytest.raises(BackendError, match="bf16 needs"):
+        build_backend(bundle, "onnx", "cpu", bf16=True)
 
 
 def test_overrides_and_device_errors(tiny_bundle):

@@ -4,8 +4,8 @@ Every backend runs the same pure functions of :mod:`boom_control.agent.planner`
 (``plan_init``, ``sample_sequences``, ``refit``, ``plan_select``); they differ only in how
 the world model is evaluated:
 
-* ``torch``: the eager :class:`WorldModel` rebuilt from the bundle (optionally bf16
-  autocast on the evaluation);
+* ``torch``: the eager :class:`WorldModel` rebuilt from the bundle (optionally with the
+  per-iteration evaluation on a bf16 copy of the weights);
 * ``torchscript``: the bundle's TorchScript parts, the fused ``rollout_value`` graph for
   the per-iteration evaluation;
 * ``onnx``: ONNX Runtime sessions (CPU EP, or CUDA EP with IO binding), fused
@@ -25,7 +25,7 @@ Shapes: H horizon, N samples, P policy trajectories, A action dim, L latent dim.
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import dataclasses
 from typing import NamedTuple
 
@@ -65,7 +65,7 @@ class PlannerBackend:
             ``pi``, ``Q``, ``bins``): a :class:`WorldModel` or an export ``PartsModel``.
         consts: planner constants (the bundle's, possibly with samples/iterations changed).
         device: where tensors live.
-        bf16: bf16 autocast on the per-iteration evaluation.
+        bf16: run the per-iteration evaluation on a bf16 copy of the weights (eager only).
     """
 
     name = "torch"
@@ -77,11 +77,8 @@ class PlannerBackend:
         self.consts = consts
         self.device = device
         self.bf16 = bf16
-        self._autocast = (
-            (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
-            if bf16
-            else contextlib.nullcontext
-        )
+        self._dtype = torch.bfloat16 if bf16 else torch.float32
+        self._value_model = _bf16_copy(model) if bf16 else model
 
     # -- description -------------------------------------------------------------------
     def describe(self) -> str:
@@ -123,17 +120,21 @@ class PlannerBackend:
     def evaluate(
         self, it: IterState, actions: torch.Tensor, value_eps: torch.Tensor, heads: torch.Tensor
     ) -> torch.Tensor:
-        """Values ``(N,)`` of ``actions (H, N, A)`` from ``it.z``; ``value_eps (N, A)``."""
-        return estimate_value(self.model, it.z, actions, self.consts, value_eps, heads)
+        """Values ``(N,)`` float32 of ``actions (H, N, A)`` from ``it.z``; ``value_eps (N, A)``.
+
+        With ``bf16`` the world model's matmuls run on a bf16 copy of the weights (cast
+        once; the reward/Q bins and the accumulated return stay float32)."""
+        d = self._dtype
+        z, a, eps = it.z.to(d), actions.to(d), value_eps.to(d)
+        return estimate_value(self._value_model, z, a, self.consts, eps, heads).float()
 
     @torch.inference_mode()
     def iterate(self, run: PlanRun, i: int) -> PlanRun:
         """MPPI iteration ``i`` (noise slice ``i``): sample, evaluate, refit."""
         n = run.noise
         actions = sample_sequences(run.it, n.samples[i])
-        with self._autocast():
-            value = self.evaluate(run.it, actions, n.value_pi[i], n.heads[i])
-        it = refit(run.it, actions, value.float(), self.consts)
+        value = self.evaluate(run.it, actions, n.value_pi[i], n.heads[i])
+        it = refit(run.it, actions, value, self.consts)
         return PlanRun(it, n, run.done + 1)
 
     @torch.inference_mode()
@@ -166,6 +167,16 @@ class PlannerBackend:
             self.policy_action(z)
             self.plan(z, state, self.draw_noise())
         self.sync()
+
+
+def _bf16_copy(model):
+    """A bf16 copy of an eager world model for the evaluation (bins kept in float32)."""
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError("bf16 needs the eager model (--backend torch or cudagraph)")
+    bins = model.bins.float()
+    half = copy.deepcopy(model).to(torch.bfloat16).eval()
+    half.bins = bins
+    return half
 
 
 class FusedBackend(PlannerBackend):
@@ -243,11 +254,8 @@ class CudaGraphBackend(PlannerBackend):
     def _step(self, s: dict[str, torch.Tensor]) -> IterState:
         it = IterState(s["z"], s["pi_actions"], s["mean"], s["std"], s["elite"], s["score"])
         actions = sample_sequences(it, s["samples"])
-        with self._autocast():
-            value = estimate_value(
-                self.model, it.z, actions, self.consts, s["value_eps"], s["heads"]
-            )
-        return refit(it, actions, value.float(), self.consts)
+        value = self.evaluate(it, actions, s["value_eps"], s["heads"])
+        return refit(it, actions, value, self.consts)
 
     def _capture(self, run: PlanRun) -> None:
         it, n = run.it, run.noise

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import torch
 
 from boom_control.control.backends import (
@@ -17,8 +15,6 @@ from boom_control.control.backends import (
 from boom_control.device import resolve_device
 from export.backends import BackendError
 from export.bundle import Bundle
-
-log = logging.getLogger(__name__)
 
 
 def build_backend(
@@ -38,7 +34,7 @@ def build_backend(
         device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (resolved by
             :func:`boom_control.device.resolve_device`; asking for CUDA without one fails).
         threads: CPU threads for torch / ONNX Runtime (0 = leave the default).
-        bf16: bf16 autocast on the evaluation (torch backends).
+        bf16: evaluation on a bf16 copy of the weights (torch and cudagraph backends).
         samples, iterations: override the bundle's planner settings.
     Raises:
         BackendError: the backend cannot run on the device, or a part ended up elsewhere.
@@ -51,15 +47,15 @@ def build_backend(
     if threads > 0:
         torch.set_num_threads(threads)
     consts = override_constants(bundle.plan_constants(dev), samples, iterations)
+    if bf16 and backend not in ("torch", "cudagraph"):
+        raise BackendError("--bf16 needs --backend torch or cudagraph (the eager weights)")
     if backend in ("torch", "cudagraph"):
         model = bundle.eager_model(dev)
         cls = CudaGraphBackend if backend == "cudagraph" else PlannerBackend
         planner = cls(model, consts, dev, bf16=bf16)
     elif backend == "torchscript":
-        planner = TorchScriptBackend(bundle.model("torchscript", dev), consts, dev, bf16=bf16)
+        planner = TorchScriptBackend(bundle.model("torchscript", dev), consts, dev)
     else:
-        if bf16:
-            log.warning("--bf16 applies to the torch backends; ONNX Runtime runs in fp32")
         parts = bundle.model("onnx", dev, threads=threads)
         planner = OnnxBackend(parts, consts, dev, session=parts.run.sessions["rollout_value"])
     _check_device(planner, bundle.obs_dim, dev)
