@@ -10,7 +10,8 @@ process, so load from other processes hits them alike; the table shows medians (
 JSON also the best round).
 
 Variants (combine with '+'): ``eager`` (defaults), ``fast`` (model.mish=fast),
-``bf16`` (planner.precision=bf16), ``compile`` (planner.compile and agent.compile).
+``bf16`` (planner.precision=bf16), ``bf16u`` (agent.precision=bf16: the update),
+``compile`` (planner.compile and agent.compile).
 
     python benchmarks/train_speed.py --out benchmarks/results/train_speed.json
     python benchmarks/train_speed.py --presets 1M --threads 2 --variants eager fast+bf16
@@ -40,7 +41,7 @@ from boom_control.train.trainer import Trainer, build_trainer
 TASK = "dmc:humanoid-walk"
 SEED_STEPS = 8
 """Random-action steps (and pretraining updates) before the timed agent steps."""
-FEATURES = ("fast", "bf16", "compile")
+FEATURES = ("fast", "bf16", "bf16u", "compile")
 
 
 def _sync(device: torch.device) -> None:
@@ -87,7 +88,12 @@ def make_config(preset: str, variant: str, device: str, run_dir: str, batch: int
             precision="bf16" if "bf16" in features else "fp32",
             compile="compile" in features,
         ),
-        agent=dataclasses.replace(cfg.agent, batch_size=batch, compile="compile" in features),
+        agent=dataclasses.replace(
+            cfg.agent,
+            batch_size=batch,
+            precision="bf16" if "bf16u" in features else "fp32",
+            compile="compile" in features,
+        ),
     )
 
 

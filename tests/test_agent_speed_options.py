@@ -154,3 +154,21 @@ def test_compiled_update_matches_eager():
         m_compiled = compiled.update(batch)
     for key, value in m_eager.items():
         assert m_compiled[key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
+
+
+def test_bf16_update_close_to_fp32():
+    fp32 = _agent()
+    bf16 = _agent(agent_cfg=AgentConfig(batch_size=16, precision="bf16"))
+    bf16.load_state_dict(fp32.state_dict())
+    batch = _batch()
+    torch.manual_seed(5)
+    m_fp32 = fp32.update(batch)
+    torch.manual_seed(5)
+    m_bf16 = bf16.update(batch)
+    for key in ("consistency_loss", "reward_loss", "value_loss", "pi_loss"):
+        assert m_bf16[key] == pytest.approx(m_fp32[key], rel=0.05, abs=1e-3), key
+    for p_fp32, p_bf16 in zip(fp32.model.parameters(), bf16.model.parameters(), strict=True):
+        assert p_bf16.dtype == torch.float32
+        assert torch.allclose(p_fp32, p_bf16, atol=1e-3)
+    with pytest.raises(ValueError):
+        AgentConfig(precision="fp8")

@@ -28,6 +28,15 @@ def discount_for(episode_length: int) -> float:
     return float(np.clip((frac - 1) / frac, 0.95, 0.995))
 
 
+def _precision_context(
+    precision: str, device: torch.device
+) -> Callable[[], contextlib.AbstractContextManager]:
+    """A factory of the context that sets a precision ('fp32': nothing, 'bf16': autocast)."""
+    if precision == "fp32":
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+
+
 def _compiled(fn: Callable) -> Callable:
     """``fn`` through torch.compile (inductor, static shapes). Random ops fall back to eager
     kernels so dropout and policy noise draw exactly what the eager code draws."""
@@ -86,11 +95,8 @@ class Agent:
         self._wm_params = self.model.encoder_parameters() + self.model.model_parameters()
         self._pi_params = self.model.pi_parameters()
         # speed options, resolved once
-        self._plan_precision: Callable[[], contextlib.AbstractContextManager] = (
-            contextlib.nullcontext
-            if planner_cfg.precision == "fp32"
-            else lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)
-        )
+        self._plan_precision = _precision_context(planner_cfg.precision, self.device)
+        self._update_precision = _precision_context(agent_cfg.precision, self.device)
         self._plan_iteration = _compiled(plan_iteration) if planner_cfg.compile else plan_iteration
         self._world_model_loss = (
             _compiled(world_model_loss) if agent_cfg.compile else world_model_loss
@@ -144,15 +150,17 @@ class Agent:
         """
         clip = self.agent_cfg.grad_clip_norm
         self.model.train()
-        wm_loss, zs, info = self._world_model_loss(self.model, batch, self.loss_consts)
+        with self._update_precision():
+            wm_loss, zs, info = self._world_model_loss(self.model, batch, self.loss_consts)
         self.optim.zero_grad(set_to_none=True)
         wm_loss.backward()
         info["world_model_grad_norm"] = torch.nn.utils.clip_grad_norm_(self._wm_params, clip)
         self.optim.step()
 
-        pi_loss, new_scale, pi_info = self._policy_loss(
-            self.model, zs, batch.mu, self.running_scale, self.loss_consts
-        )
+        with self._update_precision():
+            pi_loss, new_scale, pi_info = self._policy_loss(
+                self.model, zs, batch.mu, self.running_scale, self.loss_consts
+            )
         self.pi_optim.zero_grad(set_to_none=True)
         pi_loss.backward()
         pi_info["pi_grad_norm"] = torch.nn.utils.clip_grad_norm_(self._pi_params, clip)

@@ -136,9 +136,16 @@ class AgentConfig:
     """The alignment term is active only once the running scale S exceeds this."""
     q_read: Literal["avg", "min"] = "min"
     """Q read-out of the policy loss (BOOM: min; planner always uses avg)."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """Forward passes of the losses: 'bf16' runs their matmuls under bfloat16 autocast
+    (losses, parameters, gradients and optimiser state stay fp32)."""
     compile: bool = False
     """Run the world-model and policy losses (forward and backward) through torch.compile
     (inductor, eager random streams); same maths, rounding differs by ~1e-7."""
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"agent.precision must be 'fp32' or 'bf16', got {self.precision!r}")
 
     def lambda_for(self, action_dim: int) -> float:
         """Alignment weight for an action dimension (config value wins when set)."""

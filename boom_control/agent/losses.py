@@ -117,14 +117,16 @@ def world_model_loss(
     consistency = z.new_zeros(())
     for t in range(horizon):
         z = model.next(z, batch.action[t])
-        consistency = consistency + c.rho_pows[t] * F.mse_loss(z, next_z[t])
+        consistency = consistency + c.rho_pows[t] * F.mse_loss(z.float(), next_z[t].float())
         zs.append(z)
     latents = torch.stack(zs)  # (H+1, B, L)
     rollout = latents[:-1]
 
-    reward_ce = soft_ce(model.reward(rollout, batch.action), reward, c.vmin, c.vmax)  # (H,B,1)
+    # ``.float()``: losses in fp32 under bf16 autocast (no-op otherwise)
+    reward_logits = model.reward(rollout, batch.action).float()
+    reward_ce = soft_ce(reward_logits, reward, c.vmin, c.vmax)  # (H, B, 1)
     reward_loss = (c.rho_pows * reward_ce.mean(dim=(1, 2))).sum()
-    q_logits = model.Q(rollout, batch.action, return_type="all")  # (Q, H, B, bins)
+    q_logits = model.Q(rollout, batch.action, return_type="all").float()  # (Q, H, B, bins)
     num_q = q_logits.shape[0]
     value_ce = soft_ce(q_logits, td.unsqueeze(0).expand(num_q, -1, -1, -1), c.vmin, c.vmax)
     value_loss = (c.rho_pows * value_ce.mean(dim=(2, 3)).sum(0)).sum()
@@ -141,7 +143,7 @@ def world_model_loss(
         "value_loss": value_loss.detach(),
     }
     if c.terminates:
-        term_logit = model.termination(latents[1:]).squeeze(-1)  # (H, B)
+        term_logit = model.termination(latents[1:]).squeeze(-1).float()  # (H, B)
         term_loss = F.binary_cross_entropy_with_logits(term_logit, batch.terminated)
         total = total + c.termination_coef * term_loss
         info["termination_loss"] = term_loss.detach()
@@ -194,6 +196,7 @@ def policy_loss(
         frozen parameters: the gradient reaches the policy only through its action.
     """
     action, info = model.pi(zs)
+    action, info = action.float(), {k: v.float() for k, v in info.items()}  # fp32 under autocast
     q = model.Q(zs, action, return_type=c.q_read, detach=True)  # (H, B, 1)
     new_scale = update_scale(scale, q[0], c.scale_lerp)
     q_scaled = q / new_scale

@@ -165,7 +165,7 @@ class WorldModel(nn.Module):
             return net(za, heads, detach)
         if heads is None:
             heads = torch.randperm(self.cfg.num_q, device=z.device)[:2]
-        q = two_hot_inv(net(za, heads, detach), self.bins)
+        q = two_hot_inv(net(za, heads, detach).float(), self.bins)  # fp32 under autocast
         if return_type == "min":
             return q.min(dim=0).values
         if return_type == "avg":
