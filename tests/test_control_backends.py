@@ -170,3 +170,15 @@ def test_ticker_keeps_absolute_deadlines_and_skips_missed_ticks():
     assert ticker.skipped >= 3 and start == ticker.t0 + ticker.index * 0.01
     t = time.monotonic() + 0.003
     assert sleep_until(t) >= t
+
+
+def test_cost_tracker_probes_back_off_when_nothing_fits():
+    tracker = CostTracker(probe_every=10)
+    for dt in [0.001] * 19 + [0.05]:
+        tracker.add(dt)
+    assert tracker.estimate() < 0.02  # a single 50 ms stall does not block planning
+    tracker.probed(fitted=False)
+    tracker.probed(fitted=False)
+    assert tracker.probe_every == 40
+    tracker.probed(fitted=True)
+    assert tracker.probe_every == 10

@@ -261,3 +261,24 @@ def test_cli_real_time_run_against_boom_sim(tiny_bundle, tmp_path):
     assert sum(t.late for t in log.ticks) == 0 and log.summary["late_sends"] == 0
     assert log.summary["ticks"] == 500 and log.header["backend"] == "onnx"
     assert "late sends" in result.output and "episode return" in result.output
+
+
+def test_nan_plan_falls_back_to_the_policy(tiny_bundle):
+    bundle = load_bundle(tiny_bundle)
+    backend = build_backend(bundle, "torch", "cpu", threads=1)
+    select = backend.select
+
+    def broken(run):
+        action, mu, std, state = select(run)
+        return action * float("nan"), mu, std, state._replace(mean=state.mean * float("nan"))
+
+    backend.select = broken
+    cfg = LoopConfig(rate=5.0, budget_ms=150.0, max_ticks=5)
+    with _server(bundle.task_id, "lockstep") as server, BridgeClient(server.cfg.endpoint) as c:
+        loop = Controller(backend, c, cfg, status=None, record=True)
+        summary = loop.run()
+    assert summary["action_sources"] == {"policy": 5} and summary["fallback_rate"] == 1.0
+    assert loop._warm is None  # a NaN plan never warm-starts the next one
+    for obs, sent in loop.trace:
+        z = backend.encode(torch.as_tensor(obs).unsqueeze(0))
+        assert np.allclose(sent, backend.policy_action(z).numpy(), atol=1e-6)

@@ -28,11 +28,17 @@ import click
 @click.option(
     "--backend",
     type=click.Choice(["torch", "torchscript", "onnx", "cudagraph"]),
-    default="onnx",
+    default="torch",
     show_default=True,
-    help="Planner runtime.",
+    help="Planner runtime (add --bf16 to torch for the fastest CPU plan).",
 )
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="cpu, cuda, cuda:N or auto (CUDA when a GPU is visible); CUDA asked for and "
+    "unavailable is an error.",
+)
 @click.option(
     "--duration", type=float, default=None, help="Seconds to run (default: until Ctrl-C)."
 )
@@ -42,7 +48,9 @@ import click
 @click.option(
     "--iterations", type=int, default=None, help="MPPI iterations (default: the bundle's)."
 )
-@click.option("--bf16", is_flag=True, help="bf16 autocast on the evaluation (torch backends).")
+@click.option(
+    "--bf16", is_flag=True, help="Evaluate on a bf16 copy of the weights (torch, cudagraph)."
+)
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Planner noise and episode seed."
 )

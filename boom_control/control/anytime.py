@@ -39,16 +39,22 @@ class CostTracker:
         probe_every: int = 10,
     ) -> None:
         self.alpha, self.quantile, self.margin = alpha, quantile, margin
-        self.probe_every = probe_every
+        self.probe_every = self._probe_base = probe_every
         self.ewma: float | None = None
         self.recent: deque[float] = deque(maxlen=window)
         self.starved = 0
         """Consecutive plans in which no iteration fitted; at ``probe_every`` one iteration
-        runs anyway so that an estimate inflated by a one-off stall can come down again."""
+        runs anyway so that an estimate inflated by a one-off stall can come down again
+        (:meth:`probed` backs off when probes keep overrunning)."""
 
     def add(self, seconds: float) -> None:
         self.ewma = seconds if self.ewma is None else self.ewma + self.alpha * (seconds - self.ewma)
         self.recent.append(seconds)
+
+    def probed(self, fitted: bool, most: int = 500) -> None:
+        """After a probe: probe again soon if it fitted, else back off (doubling, up to
+        ``most`` plans) so a budget no iteration can fit costs little CPU."""
+        self.probe_every = self._probe_base if fitted else min(2 * self.probe_every, most)
 
     def estimate(self) -> float:
         """Seconds one more iteration is expected to take (0 before any sample)."""
@@ -112,6 +118,8 @@ def plan_anytime(backend: PlannerBackend, job: PlanJob, tracker: CostTracker) ->
         dt = clock() - start
         tracker.add(dt)
         iter_ms.append(dt * 1e3)
+        if force_one and i == 0:
+            tracker.probed(fitted=clock() <= job.deadline)
     tracker.starved = 0 if run.done else tracker.starved + 1
     if run.done == 0:
         end = clock()

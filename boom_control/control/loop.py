@@ -41,6 +41,10 @@ from boom_control.telemetry import TelemetryWriter, TickRecord
 log = logging.getLogger(__name__)
 
 
+SEND_GUARD_S = 3e-4
+"""A send is attempted only if it starts this long before the deadline (it takes ~50 us)."""
+
+
 @dataclass(frozen=True)
 class LoopConfig:
     """How the loop runs."""
@@ -154,6 +158,8 @@ class Controller:
     def _keep(self, result: PlanResult | None) -> None:
         if result is None or result.state is None:
             return
+        if not bool(torch.isfinite(result.state.mean).all()):  # never warm-start from NaN
+            return
         if self._warm is None or result.tick >= self._warm[0]:
             self._warm = (result.tick, result.state)
 
@@ -196,7 +202,11 @@ class Controller:
             else:
                 result = worker.wait(k, plan_deadline) if worker.submit(job) else None
             self._keep(result)
-            if result is not None and result.action is not None:
+            if (
+                result is not None
+                and result.action is not None
+                and np.isfinite(result.action).all()
+            ):
                 candidate = result.action
                 rec.iter_ms, rec.iterations = result.iter_ms, result.iterations
                 rec.select_ms, rec.plan_ms = result.select_ms, result.plan_ms
@@ -263,6 +273,10 @@ class Controller:
             k = ticker.index
             for missed_tick in range(before, k):  # the loop woke too late for these
                 self._skipped(missed_tick, ticker)
+            if time.monotonic() > start + cfg.budget_ms * 1e-3:  # too late for this one too
+                self._skipped(k, ticker)
+                ticker.advance()
+                continue
             ob = self.client.latest_observation()
             fresh = ob is not None and ob.seq != last_seq
             if fresh:
@@ -274,7 +288,7 @@ class Controller:
                 prev_end = ob.terminated or ob.truncated
             command, rec, missed = self._tick(k, start, ob, fresh, worker)
             send_deadline = start + (cfg.budget_ms + cfg.send_margin_ms) * 1e-3
-            if time.monotonic() <= send_deadline:
+            if time.monotonic() + SEND_GUARD_S <= send_deadline:
                 self.client.send_action(command)
                 t_send = time.monotonic()
                 rec.late = t_send > send_deadline
