@@ -210,6 +210,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 rounds of 2 repetitions")
     parser.add_argument("--no-gpu", action="store_true", help="skip the GPU rows")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/train_speed.json"))
+    parser.add_argument("--append", action="store_true", help="add the rows to --out's rows")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.reps = 2, 2
@@ -234,6 +235,8 @@ def main() -> None:
         "rounds": args.rounds,
         "reps": args.reps,
     }
+    if args.append and args.out.is_file():
+        rows = json.loads(args.out.read_text())["rows"] + rows
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     print(f"wrote {args.out}")
