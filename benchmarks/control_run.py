@@ -26,7 +26,7 @@ from sim_bridge.testing import ServerProcess, free_tcp_endpoint
 
 def run_one(bundle: Path, task: str, budget: float, args, tmp: Path) -> dict:
     endpoint = free_tcp_endpoint()
-    telemetry = tmp / f"budget{budget:g}.jsonl"
+    telemetry = (args.keep or tmp) / f"budget{budget:g}.jsonl"
     sim = ["-m", "boom_control", "sim", task, "--bind", endpoint, "--mode", "realtime"]
     cmd = [
         sys.executable, "-m", "boom_control", "control", str(bundle), "--connect", endpoint,
@@ -34,6 +34,7 @@ def run_one(bundle: Path, task: str, budget: float, args, tmp: Path) -> dict:
         "--device", args.device, "--duration", str(args.ticks / args.rate),
         "--telemetry", str(telemetry), "--threads", str(args.threads),
         "--rt-priority", str(args.rt_priority),
+        "--planner-rt-priority", str(args.planner_rt_priority),
     ]  # fmt: skip
     if args.samples:
         cmd += ["--samples", str(args.samples)]
@@ -81,8 +82,12 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=None)
     ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--rt-priority", type=int, default=10)
+    ap.add_argument("--planner-rt-priority", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--keep", type=Path, default=None, help="folder keeping the telemetry")
     args = ap.parse_args()
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         bundle = args.bundle

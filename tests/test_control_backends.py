@@ -101,7 +101,9 @@ def test_gpu_backends_match_cpu(tiny_bundle, obs, name):
     noise_gpu = type(noise)(*(t.to(gpu.device) for t in noise))
     state = _state(cpu.consts)
     ref = cpu.plan(cpu.encode(obs), state, noise)
-    out = gpu.plan(gpu.encode(obs.to(gpu.device)), PlanState(*(t.cuda() for t in state)), noise_gpu)
+    out = gpu.plan(
+        gpu.encode(obs.to(gpu.device)), PlanState(*(t.to(gpu.device) for t in state)), noise_gpu
+    )
     assert torch.allclose(out[0].cpu(), ref[0], atol=1e-3)
 
 

@@ -99,9 +99,15 @@ def _sim_args(task: str, endpoint: str) -> list[str]:
 
 
 def _loop_config(seconds: float | None, **kw) -> LoopConfig:
-    # rt_priority: SCHED_FIFO for the loop thread where permitted (the machine is shared)
+    # SCHED_FIFO for the loop and planning threads where permitted (the machine is shared)
     return LoopConfig(
-        rate=50.0, budget_ms=10.0, duration=seconds, stale_periods=3, rt_priority=10, **kw
+        rate=50.0,
+        budget_ms=10.0,
+        duration=seconds,
+        stale_periods=3,
+        rt_priority=10,
+        planner_rt_priority=5,
+        **kw,
     )
 
 

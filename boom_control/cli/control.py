@@ -68,6 +68,13 @@ import click
     show_default=True,
     help="SCHED_FIFO priority of the loop thread (Linux, needs the privilege; 0: off).",
 )
+@click.option(
+    "--planner-rt-priority",
+    type=int,
+    default=0,
+    show_default=True,
+    help="SCHED_FIFO priority of the planning thread (below --rt-priority; 0: off).",
+)
 @click.option("--quiet-status", is_flag=True, help="No live status line.")
 def control(
     bundle: str,
@@ -85,6 +92,7 @@ def control(
     seed: int,
     stale_periods: int,
     rt_priority: int,
+    planner_rt_priority: int,
     quiet_status: bool,
 ) -> None:
     """Run BUNDLE at --rate against the bridge at --connect, never sending an action late."""
@@ -104,6 +112,7 @@ def control(
         seed=seed,
         stale_periods=stale_periods,
         rt_priority=rt_priority,
+        planner_rt_priority=planner_rt_priority,
     )
     try:
         cfg.check()

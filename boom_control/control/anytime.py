@@ -9,6 +9,8 @@ warm-starts the next tick).
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
 from collections import deque
@@ -20,6 +22,8 @@ import torch
 from boom_control.agent.planner import PlanNoise
 from boom_control.agent.types import PlanState
 from boom_control.control.backends import PlannerBackend
+
+log = logging.getLogger(__name__)
 
 
 class CostTracker:
@@ -150,8 +154,8 @@ class PlanWorker:
     again in the caller by the next call.
     """
 
-    def __init__(self, backend: PlannerBackend, tracker: CostTracker) -> None:
-        self.backend, self.tracker = backend, tracker
+    def __init__(self, backend: PlannerBackend, tracker: CostTracker, rt_priority: int = 0) -> None:
+        self.backend, self.tracker, self.rt_priority = backend, tracker, rt_priority
         self._cv = threading.Condition()
         self._job: PlanJob | None = None
         self._result: PlanResult | None = None
@@ -166,6 +170,11 @@ class PlanWorker:
         return self._busy
 
     def _main(self) -> None:
+        if self.rt_priority > 0:  # below the loop's: the loop still preempts it
+            try:
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.rt_priority))
+            except (AttributeError, OSError) as err:
+                log.warning("planner thread: no real-time priority (%s)", err)
         while True:
             with self._cv:
                 while self._job is None and not self._stop:

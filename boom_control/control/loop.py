@@ -53,7 +53,7 @@ class LoopConfig:
     """Control rate (Hz)."""
     budget_ms: float = 15.0
     """Planning budget from the tick's start; the plan's action must be ready by then."""
-    send_margin_ms: float = 1.0
+    send_margin_ms: float = 1.5
     """After the planning deadline, the send must happen within this margin."""
     phase_ms: float = 1.0
     """Real time: tick starts this long after the server's observation arrives."""
@@ -70,14 +70,19 @@ class LoopConfig:
     status_every: float = 1.0
     """Seconds between live status lines."""
     rt_priority: int = 0
-    """Real time: SCHED_FIFO priority of the loop thread (Linux; 0 = normal scheduling).
-    The planning thread keeps normal scheduling, so it can never starve the loop."""
+    """Real time: SCHED_FIFO priority of the loop thread (Linux; 0 = normal scheduling)."""
+    planner_rt_priority: int = 0
+    """SCHED_FIFO priority of the planning thread (0 = normal). Lower than ``rt_priority``;
+    it keeps the loop from waiting for the GIL on a planner thread that the OS preempted
+    (priority inversion on a loaded machine), at the cost of one core for the planner."""
 
     @property
     def period(self) -> float:
         return 1.0 / self.rate
 
     def check(self) -> None:
+        if self.planner_rt_priority and self.planner_rt_priority >= self.rt_priority:
+            raise ValueError("the planner's real-time priority must be below the loop's")
         period_ms = 1e3 / self.rate
         used = self.budget_ms + self.send_margin_ms + self.phase_ms
         if self.budget_ms <= 0 or used >= period_ms:
@@ -332,7 +337,11 @@ class Controller:
         On any exit (Ctrl-C and errors included) the robot gets the neutral command (real
         time), the planning thread stops and the telemetry is flushed with its summary.
         """
-        worker = PlanWorker(self.backend, self.tracker) if self.realtime else None
+        worker = (
+            PlanWorker(self.backend, self.tracker, self.cfg.planner_rt_priority)
+            if self.realtime
+            else None
+        )
         switch = sys.getswitchinterval()
         sys.setswitchinterval(2e-4)  # the loop thread gets the GIL back quickly
         restore = _raise_priority(self.cfg.rt_priority) if self.realtime else None
