@@ -97,7 +97,7 @@ def control(
 ) -> None:
     """Run BUNDLE at --rate against the bridge at --connect, never sending an action late."""
     from boom_control.control.factory import build_backend
-    from boom_control.control.loop import Controller, LoopConfig
+    from boom_control.control.loop import Controller, LoopConfig, stop_on_signals
     from boom_control.control.report import format_summary
     from boom_control.envs.contract import ObservationContract
     from boom_control.telemetry import TelemetryWriter
@@ -156,7 +156,8 @@ def control(
         }
         writer = TelemetryWriter(telemetry, header) if telemetry else None
         loop = Controller(planner, client, cfg, writer, status=None if quiet_status else sys.stderr)
-        summary = loop.run()
+        with stop_on_signals(loop.stop_event):  # Ctrl-C / SIGTERM: clean stop
+            summary = loop.run()
     except (BundleError, BackendError, BridgeError) as err:
         raise click.ClickException(str(err)) from None
     finally:

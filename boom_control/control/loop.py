@@ -19,11 +19,14 @@ observations.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
@@ -395,3 +398,19 @@ def _restore_priority(old) -> None:
         os.sched_setscheduler(0, old[0], old[1])
     except OSError as err:
         log.warning("control: could not restore the scheduling policy: %s", err)
+
+
+@contextlib.contextmanager
+def stop_on_signals(event: threading.Event) -> Iterator[None]:
+    """SIGINT / SIGTERM set ``event`` (a clean stop) for the duration of the block; only in
+    the main thread, handlers restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    old = {sig: signal.signal(sig, lambda *_: event.set()) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
