@@ -9,6 +9,7 @@ STAMP  := $(VENV)/.installed
 # so the install never pulls CUDA packages; the package itself accepts any torch>=2.4.
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: setup demo test test-fast lint format bench clean
 
@@ -21,8 +22,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/boom train task=dmc:cartpole-swingup preset=1M steps=3000 seed=1 \
-		run_dir=runs/demo-cartpole
+	$(VENV)/bin/boom demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)

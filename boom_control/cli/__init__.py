@@ -16,6 +16,10 @@ from boom_control.logs import setup_logging
 
 # command name -> ("module:attribute" of a click command, one-line help)
 COMMANDS = {
+    "demo": (
+        "boom_control.cli.demo:demo",
+        "Train, export, simulate, control and report, end to end.",
+    ),
     "tasks": ("boom_control.cli.tasks:tasks", "List every task with its dims and rates."),
     "train": ("boom_control.cli.train:train", "Train a BOOM agent on a task."),
     "eval": ("boom_control.cli.train:evaluate", "Evaluate a checkpoint (planner and policy)."),
