@@ -94,7 +94,8 @@ def demo(
     click.secho(f"\n== sim: {task} in real time on {endpoint}", bold=True, err=True)
     sim = subprocess.Popen(_boom("sim", task, "--bind", endpoint, "--mode", "realtime"))
     quiet = logging.getLogger("sim_bridge.client")
-    level, quiet.level = quiet.level, logging.WARNING  # no retry chatter while it starts
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # no retry chatter while the server starts
     try:
         deadline = time.monotonic() + 60
         while True:
