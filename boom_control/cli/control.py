@@ -7,9 +7,43 @@ import time
 
 import click
 
+CONFIG_KEYS = ("samples", "iterations", "budget_ms", "backend", "device", "threads", "bf16")
+
+
+def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) -> str | None:
+    """``--config FILE``: YAML (e.g. ``boom profile --budget-ms`` output) giving defaults for
+    the planner options; flags given on the command line still win."""
+    if path is None:
+        return None
+    import yaml
+
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise click.BadParameter(f"cannot read {path}: {err}") from None
+    if not isinstance(data, dict):
+        raise click.BadParameter(f"{path} must hold a mapping of option: value")
+    unknown = sorted(set(data) - set(CONFIG_KEYS))
+    if unknown:
+        raise click.BadParameter(
+            f"{path}: unknown key(s) {unknown}; valid keys: {', '.join(CONFIG_KEYS)}"
+        )
+    ctx.default_map = {**(ctx.default_map or {}), **data}
+    return path
+
 
 @click.command()
 @click.argument("bundle", type=click.Path(exists=True))
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False),
+    callback=_load_config,
+    is_eager=True,
+    expose_value=False,
+    help="YAML with defaults for samples, iterations, budget_ms, backend, device, threads, "
+    "bf16 (e.g. fitted_15ms.yaml from `boom profile --budget-ms 15`); flags win.",
+)
 @click.option(
     "--connect",
     "endpoint",
