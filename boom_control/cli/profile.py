@@ -153,7 +153,7 @@ def bundle_cmd(
     click.echo(format_sweep(result))
     for b in result["budgets"]:
         if "config" in b:
-            click.echo(f"wrote {b['config']}")
+            click.echo(f"wrote {b['config']}: boom control {bundle} --config {b['config']} ...")
     click.echo(f"wrote {out / 'profile.json'}")
     if result["load"]["high"]:
         click.echo("warning: " + result["load"]["text"], err=True)
