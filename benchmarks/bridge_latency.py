@@ -72,17 +72,17 @@ class FixedBackend:
         pass
 
 
-def _serve_fixed(endpoint: str) -> None:
+def _serve_fixed(endpoint: str, busy_poll: float) -> None:
     from sim_bridge.server import BridgeServer, ServerConfig
 
-    BridgeServer(FixedBackend(), ServerConfig(endpoint=endpoint)).run()
+    BridgeServer(FixedBackend(), ServerConfig(endpoint=endpoint, busy_poll=busy_poll)).run()
 
 
-def _serve_task(endpoint: str, task: str) -> None:
+def _serve_task(endpoint: str, busy_poll: float, task: str) -> None:
     from sim_bridge.server import ServerConfig
     from sim_bridge.sim_server import serve_task
 
-    serve_task(task, ServerConfig(endpoint=endpoint), seed=0)
+    serve_task(task, ServerConfig(endpoint=endpoint, busy_poll=busy_poll), seed=0)
 
 
 def _start(target: Any, *args: Any) -> mp.Process:
@@ -92,8 +92,8 @@ def _start(target: Any, *args: Any) -> mp.Process:
     return proc
 
 
-def roundtrip(endpoint: str, n: int) -> dict[str, float]:
-    proc = _start(_serve_fixed, endpoint)
+def roundtrip(endpoint: str, n: int, busy_poll: float = 0.0) -> dict[str, float]:
+    proc = _start(_serve_fixed, endpoint, busy_poll)
     try:
         with BridgeClient(endpoint, timeout=5.0) as client:
             client.reset(0)
@@ -118,10 +118,12 @@ def roundtrip(endpoint: str, n: int) -> dict[str, float]:
     }
 
 
-def lockstep(task: str, endpoint: str, steps: int, rounds: int) -> dict[str, float]:
+def lockstep(
+    task: str, endpoint: str, steps: int, rounds: int, busy_poll: float = 0.0
+) -> dict[str, float]:
     from boom_control.envs.registry import make_env
 
-    proc = _start(_serve_task, endpoint, task)
+    proc = _start(_serve_task, endpoint, busy_poll, task)
     remote = make_env(f"zmq:{endpoint}", seed=0, timeout=10.0)
     local = make_env(task, seed=0)
     try:
@@ -161,15 +163,22 @@ def main() -> None:
         "h1:walk" if importlib.util.find_spec("boom_control.envs.h1") else "dmc:cartpole-swingup"
     )
     parser.add_argument("--task", default=default_task)
+    parser.add_argument(
+        "--busy-poll",
+        type=float,
+        default=0.0,
+        help="servers' ServerConfig.busy_poll in seconds (0: block, the default)",
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
 
+    bp = args.busy_poll
     with tempfile.TemporaryDirectory() as tmp:
         rt = {
-            "tcp": roundtrip(free_tcp_endpoint(), args.n),
-            "ipc": roundtrip(f"ipc://{tmp}/bench.sock", args.n),
+            "tcp": roundtrip(free_tcp_endpoint(), args.n, bp),
+            "ipc": roundtrip(f"ipc://{tmp}/bench.sock", args.n, bp),
         }
-        ls = lockstep(args.task, f"ipc://{tmp}/task.sock", args.steps, args.rounds)
+        ls = lockstep(args.task, f"ipc://{tmp}/task.sock", args.steps, args.rounds, bp)
 
     print(f"round trip, {OBS_DIM}-float observation / {ACTION_DIM}-float action (us)")
     print(f"{'transport':<10}{'p50':>9}{'p99':>9}{'p99.9':>9}{'mean':>9}")
@@ -178,7 +187,7 @@ def main() -> None:
             f"{name:<10}{r['p50_us']:>9.0f}{r['p99_us']:>9.0f}{r['p99.9_us']:>9.0f}"
             f"{r['mean_us']:>9.0f}"
         )
-    print(f"\nlockstep {ls['task']} ({ls['steps']} steps each, ipc)")
+    print(f"\nlockstep {ls['task']} ({ls['steps']} steps each, ipc; busy_poll {bp:g} s)")
     print(f"{'local steps/s':<24}{ls['local_steps_per_s']:>10.0f}")
     print(f"{'bridge steps/s':<24}{ls['bridge_steps_per_s']:>10.0f}")
     print(f"{'overhead ms/step':<24}{ls['overhead_ms_per_step']:>10.3f}")
@@ -187,6 +196,7 @@ def main() -> None:
         result = {
             "roundtrip": rt,
             "lockstep": ls,
+            "busy_poll_s": bp,
             "machine": platform.platform(),
             "python": platform.python_version(),
         }

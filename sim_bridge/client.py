@@ -165,6 +165,7 @@ class BridgeClient:
         self._info: ServerInfo | None = None
         self._latest: Observation | None = None
         self._hello_seq = -1
+        self._rcvtimeo = -1
         self.reconnects = 0
         self.restarts = 0
         self.stale = 0
@@ -186,6 +187,7 @@ class BridgeClient:
         setup_client_curve(sock, *self._curve)
         sock.connect(self.endpoint)
         self._sock = sock
+        self._rcvtimeo = -1  # the socket's receive timeout in ms (-1: block, zmq default)
 
     def _send(self, msg_type: str, **body: Any) -> int:
         self._seq += 1
@@ -221,21 +223,33 @@ class BridgeClient:
         return info
 
     def _wait(self, seq: int, timeout: float) -> dict[str, Any] | None:
-        """The reply to ``seq``, or None on timeout; other messages are handled or dropped."""
+        """The reply to ``seq``, or None on timeout; other messages are handled or dropped.
+
+        Blocks in ``recv`` under the socket's receive timeout (one system call per
+        reply rather than ``poll`` then ``recv``); the timeout is shortened to what is
+        left of ``timeout`` whenever another message arrives first.
+        """
         deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._sock.poll(max(1, int(remaining * 1000))):
-                return None
-            msg = self._recv_one()
+        remaining = timeout
+        while remaining > 0:
+            msg = self._recv_one(max(1, int(remaining * 1000)))
             if msg is not None and msg.get("re") == seq:
                 return msg
             if msg is not None and msg["type"] != P.OBSERVATION:
                 self.stale += 1
+            remaining = deadline - time.monotonic()
+        return None
 
-    def _recv_one(self) -> dict[str, Any] | None:
+    def _recv_one(self, timeout_ms: int = 0) -> dict[str, Any] | None:
+        """One message (None if none came within ``timeout_ms``, or it was undecodable)."""
         try:
-            msg = self.codec.decode(self._sock.recv(zmq.NOBLOCK))
+            if timeout_ms > 0:
+                if timeout_ms != self._rcvtimeo:
+                    self._sock.rcvtimeo = self._rcvtimeo = timeout_ms
+                frame = self._sock.recv()
+            else:
+                frame = self._sock.recv(zmq.NOBLOCK)
+            msg = self.codec.decode(frame)
         except zmq.Again:
             return None
         except ProtocolError as err:

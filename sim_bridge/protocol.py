@@ -33,6 +33,7 @@ PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 1 << 20  # one frame; an H1 observation message is ~300 bytes
 MAX_ARRAY_ELEMENTS = 1 << 16
 MAX_NDIM = 4
+_ITEMSIZE = {"<f4": 4, "<f8": 8}  # the dtypes arrays usually travel as, without np.dtype()
 
 # Message types.
 HELLO = "hello"  # client -> server: who are you; server -> client: task and specs
@@ -189,7 +190,7 @@ class Codec:
             )
         if not isinstance(data, bytes):
             raise ProtocolError(ErrorCode.BAD_ARRAY, f"{key!r}: data must be bytes")
-        itemsize = np.dtype(dtype).itemsize
+        itemsize = _ITEMSIZE.get(dtype) or np.dtype(dtype).itemsize
         if len(data) != count * itemsize:
             raise ProtocolError(
                 ErrorCode.BAD_ARRAY,

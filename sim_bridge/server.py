@@ -76,6 +76,10 @@ class ServerConfig:
     client_timeout: float = 10.0  # seconds of silence before a client is forgotten
     max_message_bytes: int = P.MAX_MESSAGE_BYTES  # larger frames get a too_large reply
     spin: float = 2e-4  # realtime: seconds spun (not slept) before each deadline
+    # lockstep: seconds spent retrying non-blocking receives after each reply before
+    # blocking. Keeps the server's core awake for a client that steps back to back (lower,
+    # steadier round trips on VMs with slow idle wake-ups) at the cost of a busy core.
+    busy_poll: float = 0.0
     name: str = "boom-sim"  # server name announced in the handshake
 
     def __post_init__(self) -> None:
@@ -85,6 +89,8 @@ class ServerConfig:
             raise ValueError(f"on_late must be 'hold' or 'damp', got {self.on_late!r}")
         if self.watchdog_periods < 1:
             raise ValueError("watchdog_periods must be >= 1")
+        if not 0.0 <= self.busy_poll <= 1.0:
+            raise ValueError(f"busy_poll must be in [0, 1] seconds, got {self.busy_poll!r}")
 
 
 @dataclass
@@ -134,6 +140,7 @@ class BridgeServer:
         self.session = secrets.randbits(62)
         desc = dict(backend.describe())
         self.action_dim = int(desc["action_dim"])
+        self._action_shape = (self.action_dim,)
         self.period = float(desc["control_period"])
         self.info = {
             **desc,
@@ -257,10 +264,13 @@ class BridgeServer:
         self._send(ident, P.HELLO, seq, **self.info)
 
     def _read_action(self, msg: dict[str, Any]) -> np.ndarray:
-        a = self.codec.read_array(msg, "action", shape=(self.action_dim,)).astype(np.float64)
-        if not np.all(np.isfinite(a)):
+        a = self.codec.read_array(msg, "action", shape=self._action_shape).astype(np.float64)
+        if not np.isfinite(a).all():
             raise ProtocolError(ErrorCode.NOT_FINITE, "action contains NaN or Inf")
-        return np.clip(a, -1.0, 1.0)  # the action limits of every backend
+        # The action limits of every backend: np.clip on a fresh copy, in place, without
+        # the Python-level wrapper (same values, a third of the cost on short vectors).
+        np.maximum(a, -1.0, out=a)
+        return np.minimum(a, 1.0, out=a)
 
     def _on_reset(self, ident: bytes, msg: dict[str, Any], now: float) -> None:
         seed = P.read_seed(msg)
@@ -429,14 +439,42 @@ class BridgeServer:
             ctx.term()
 
     def _run_lockstep(self, stop: threading.Event) -> None:
-        next_expire = time.monotonic() + 1.0
+        """Block in ``recv`` (100 ms receive timeout, so ``stop`` is seen promptly).
+
+        One blocking receive per request: no ``poll`` before it and no failed
+        non-blocking receive after it, which is two system calls and an exception less
+        per round trip than a poll-and-drain loop. With ``busy_poll`` the server first
+        retries non-blocking receives for that long after each reply.
+        """
+        sock, handle, monotonic = self._sock, self._handle, time.monotonic
+        sock.rcvtimeo = 100
+        next_expire = monotonic() + 1.0
+        frames = None
         while not stop.is_set():
-            if self._sock.poll(100):
-                self._drain(time.monotonic())
-            now = time.monotonic()
+            # Spin only right after serving a request: an idle server blocks.
+            frames = self._busy_poll() if frames is not None and self.cfg.busy_poll else None
+            if frames is None:
+                try:
+                    frames = sock.recv_multipart()
+                except zmq.Again:  # the 100 ms receive timeout: check stop and expiry
+                    frames = None
+            now = monotonic()
+            if frames is not None:
+                handle(frames, now)
             if now > next_expire:
                 self._expire(now)
                 next_expire = now + 1.0
+
+    def _busy_poll(self) -> list[bytes] | None:
+        """Retry non-blocking receives for ``busy_poll`` seconds; None if nothing came."""
+        sock, clock = self._sock, time.perf_counter
+        end = clock() + self.cfg.busy_poll
+        while True:
+            try:
+                return sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                if clock() > end:
+                    return None
 
     def _run_realtime(self, stop: threading.Event) -> None:
         period, spin = self.period, self.cfg.spin
