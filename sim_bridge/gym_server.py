@@ -17,8 +17,6 @@ import argparse
 import importlib
 import json
 import logging
-import signal
-import threading
 from typing import Any
 
 import gymnasium as gym
@@ -166,13 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         name="gym-server",
     )
     backend = GymBackend(args.env_id, seed=args.seed, **json.loads(args.kwargs))
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        BridgeServer(backend, config).run(stop)
-    finally:
-        backend.close()
+    BridgeServer(backend, config).serve()
 
 
 if __name__ == "__main__":

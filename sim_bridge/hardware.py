@@ -20,7 +20,6 @@ import abc
 import argparse
 import importlib
 import logging
-import signal
 import threading
 from typing import Any
 
@@ -149,15 +148,7 @@ def serve_driver(
     """Serve ``driver`` in real time until ``stop`` is set (or SIGINT/SIGTERM)."""
     if config.mode != "realtime":
         raise ValueError("a robot cannot run lockstep: use mode='realtime'")
-    server = BridgeServer(HardwareBackend(driver), config)
-    stop = stop or threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-    try:
-        server.run(stop)
-    finally:
-        driver.close()
+    BridgeServer(HardwareBackend(driver), config).serve(stop)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -412,6 +413,18 @@ class BridgeServer:
             del self._clients[ident]
             self._rt.subscribers.discard(ident)
             self.stats.clients_expired += 1
+
+    def serve(self, stop: threading.Event | None = None) -> None:
+        """:meth:`run` as a program does: SIGINT/SIGTERM stop it (when called from the main
+        thread) and the backend is closed afterwards, also on errors."""
+        stop = stop or threading.Event()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stop.set())
+        try:
+            self.run(stop)
+        finally:
+            self.backend.close()
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Bind, serve until ``stop`` is set, close the socket in any case."""

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 from typing import Any
 
@@ -74,15 +73,7 @@ def serve_task(
         raise ValueError("serving a zmq: task would chain bridges; serve the task itself")
     check_bind(config.endpoint, config.allow_remote)  # before paying for the model
     env = make_env(task_id, seed=seed, **options)
-    server = BridgeServer(SimBackend(env), config)
-    stop = stop or threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-    try:
-        server.run(stop)
-    finally:
-        env.close()
+    BridgeServer(SimBackend(env), config).serve(stop)
 
 
 if __name__ == "__main__":
