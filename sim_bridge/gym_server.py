@@ -22,7 +22,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from sim_bridge.protocol import contract_hash
+from sim_bridge.protocol import affine_action_mapping, contract_hash
 from sim_bridge.server import MODES, BridgeServer, ServerConfig
 
 
@@ -88,14 +88,7 @@ class GymBackend:
             "success_return": None,
             "contract": self._contract,
             "contract_hash": contract_hash(self._contract),
-            "action_mapping": {
-                "kind": "actuator",
-                "names": [],
-                "scale": self._scale.tolist(),
-                "offset": self._offset.tolist(),
-                "kp": [],
-                "kd": [],
-            },
+            "action_mapping": affine_action_mapping(self._scale, self._offset),
         }
 
     def _flat(self, obs: Any) -> np.ndarray:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from sim_bridge.protocol import contract_hash
+from sim_bridge.protocol import affine_action_mapping, contract_hash
 from sim_bridge.server import BridgeServer, ServerConfig
 
 
@@ -110,14 +110,7 @@ class HardwareBackend:
             "success_return": None,
             "contract": self._contract,
             "contract_hash": contract_hash(self._contract),
-            "action_mapping": {
-                "kind": "actuator",
-                "names": [],
-                "scale": self._scale.tolist(),
-                "offset": self._offset.tolist(),
-                "kp": [],
-                "kd": [],
-            },
+            "action_mapping": affine_action_mapping(self._scale, self._offset),
         }
 
     def command(self, action: np.ndarray) -> np.ndarray:

@@ -100,6 +100,18 @@ def contract_hash(contract_json: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def affine_action_mapping(scale: Any, offset: Any, names: Any = ()) -> dict[str, Any]:
+    """Handshake ``action_mapping`` of a plain actuator: ``command = offset + scale * a``."""
+    return {
+        "kind": "actuator",
+        "names": list(names),
+        "scale": [float(x) for x in scale],
+        "offset": [float(x) for x in offset],
+        "kp": [],
+        "kd": [],
+    }
+
+
 class Codec:
     """Packs and validates messages under fixed size limits.
 
