@@ -92,10 +92,10 @@ def _start(target: Any, *args: Any) -> mp.Process:
     return proc
 
 
-def roundtrip(endpoint: str, n: int, busy_poll: float = 0.0) -> dict[str, float]:
+def roundtrip(endpoint: str, n: int, busy_poll: float = 0.0, spin: float = 0.0) -> dict[str, float]:
     proc = _start(_serve_fixed, endpoint, busy_poll)
     try:
-        with BridgeClient(endpoint, timeout=5.0) as client:
+        with BridgeClient(endpoint, timeout=5.0, spin=spin) as client:
             client.reset(0)
             action = np.zeros(ACTION_DIM)
             for _ in range(min(500, n)):  # warm-up
@@ -119,12 +119,12 @@ def roundtrip(endpoint: str, n: int, busy_poll: float = 0.0) -> dict[str, float]
 
 
 def lockstep(
-    task: str, endpoint: str, steps: int, rounds: int, busy_poll: float = 0.0
+    task: str, endpoint: str, steps: int, rounds: int, busy_poll: float = 0.0, spin: float = 0.0
 ) -> dict[str, float]:
     from boom_control.envs.registry import make_env
 
     proc = _start(_serve_task, endpoint, busy_poll, task)
-    remote = make_env(f"zmq:{endpoint}", seed=0, timeout=10.0)
+    remote = make_env(f"zmq:{endpoint}", seed=0, timeout=10.0, spin=spin)
     local = make_env(task, seed=0)
     try:
         rng = np.random.default_rng(0)
@@ -169,16 +169,22 @@ def main() -> None:
         default=0.0,
         help="servers' ServerConfig.busy_poll in seconds (0: block, the default)",
     )
+    parser.add_argument(
+        "--spin",
+        type=float,
+        default=0.0,
+        help="client's BridgeClient spin in seconds (0: block, the default)",
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
 
-    bp = args.busy_poll
+    bp, spin = args.busy_poll, args.spin
     with tempfile.TemporaryDirectory() as tmp:
         rt = {
-            "tcp": roundtrip(free_tcp_endpoint(), args.n, bp),
-            "ipc": roundtrip(f"ipc://{tmp}/bench.sock", args.n, bp),
+            "tcp": roundtrip(free_tcp_endpoint(), args.n, bp, spin),
+            "ipc": roundtrip(f"ipc://{tmp}/bench.sock", args.n, bp, spin),
         }
-        ls = lockstep(args.task, f"ipc://{tmp}/task.sock", args.steps, args.rounds, bp)
+        ls = lockstep(args.task, f"ipc://{tmp}/task.sock", args.steps, args.rounds, bp, spin)
 
     print(f"round trip, {OBS_DIM}-float observation / {ACTION_DIM}-float action (us)")
     print(f"{'transport':<10}{'p50':>9}{'p99':>9}{'p99.9':>9}{'mean':>9}")
@@ -187,7 +193,10 @@ def main() -> None:
             f"{name:<10}{r['p50_us']:>9.0f}{r['p99_us']:>9.0f}{r['p99.9_us']:>9.0f}"
             f"{r['mean_us']:>9.0f}"
         )
-    print(f"\nlockstep {ls['task']} ({ls['steps']} steps each, ipc; busy_poll {bp:g} s)")
+    print(
+        f"\nlockstep {ls['task']} ({ls['steps']} steps each, ipc; "
+        f"busy_poll {bp:g} s, spin {spin:g} s)"
+    )
     print(f"{'local steps/s':<24}{ls['local_steps_per_s']:>10.0f}")
     print(f"{'bridge steps/s':<24}{ls['bridge_steps_per_s']:>10.0f}")
     print(f"{'overhead ms/step':<24}{ls['overhead_ms_per_step']:>10.3f}")
@@ -197,6 +206,7 @@ def main() -> None:
             "roundtrip": rt,
             "lockstep": ls,
             "busy_poll_s": bp,
+            "spin_s": spin,
             "machine": platform.platform(),
             "python": platform.python_version(),
         }

@@ -144,6 +144,28 @@ def serve_driver(
     BridgeServer(HardwareBackend(driver), config).serve(stop)
 
 
+def load_driver(spec: str) -> RobotDriver:
+    """Build the driver named ``module:Class`` (constructed with no arguments).
+
+    Raises:
+        ValueError: malformed spec, missing module or class, or not a :class:`RobotDriver`.
+    """
+    module_name, sep, cls_name = spec.partition(":")
+    if not sep or not module_name or not cls_name:
+        raise ValueError(f"driver must look like 'package.module:Class', got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"cannot import driver module {module_name!r}: {err}") from None
+    cls = getattr(module, cls_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, RobotDriver)):
+        raise ValueError(
+            f"{spec!r} is not a RobotDriver subclass "
+            "(see sim_bridge/drivers/template.py for writing one)"
+        )
+    return cls()
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m sim_bridge.hardware MODULE:CLASS [--bind ...] [--watchdog N]``."""
     parser = argparse.ArgumentParser(prog="python -m sim_bridge.hardware")
@@ -155,8 +177,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--curve-clients")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    module, _, cls = args.driver.partition(":")
-    driver = getattr(importlib.import_module(module), cls)()
+    try:
+        driver = load_driver(args.driver)
+    except ValueError as err:
+        parser.error(str(err))
     config = ServerConfig(
         endpoint=args.bind,
         mode="realtime",

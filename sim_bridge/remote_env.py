@@ -48,6 +48,8 @@ class RemoteEnv(Env):
         contract_hash: refuse a server whose observation contract differs.
         task: refuse a server serving another task.
         on_restart: ``truncate`` (default) or ``raise`` when an episode is lost.
+        spin: seconds the client spins for each reply before blocking (see
+            :class:`~sim_bridge.client.BridgeClient`).
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class RemoteEnv(Env):
         on_restart: str = "truncate",
         curve_server_key: str | None = None,
         curve_client_cert: str | None = None,
+        spin: float = 0.0,
     ) -> None:
         if on_restart not in ("truncate", "raise"):
             raise TaskError(f"on_restart must be 'truncate' or 'raise', got {on_restart!r}")
@@ -74,6 +77,7 @@ class RemoteEnv(Env):
             name="RemoteEnv",
             curve_server_key=curve_server_key,
             curve_client_cert=curve_client_cert,
+            spin=spin,
         )
         try:
             info = self.client.connect()

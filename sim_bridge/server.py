@@ -38,6 +38,9 @@ from sim_bridge import protocol as P
 from sim_bridge.protocol import ErrorCode, ProtocolError
 from sim_bridge.transport import check_bind, setup_server_curve
 
+BUSY_POLL_DEFAULT = 5e-4
+"""Lockstep servers poll for 0.5 ms after each reply before blocking (``busy_poll``)."""
+
 log = logging.getLogger(__name__)
 MODES = ("lockstep", "realtime")
 
@@ -79,8 +82,9 @@ class ServerConfig:
     spin: float = 2e-4  # realtime: seconds spun (not slept) before each deadline
     # lockstep: seconds spent retrying non-blocking receives after each reply before
     # blocking. Keeps the server's core awake for a client that steps back to back (lower,
-    # steadier round trips on VMs with slow idle wake-ups) at the cost of a busy core.
-    busy_poll: float = 0.0
+    # steadier round trips on machines with slow idle wake-ups); a client that takes
+    # longer than this between steps costs the server this much CPU per step. 0 blocks.
+    busy_poll: float = BUSY_POLL_DEFAULT
     name: str = "boom-sim"  # server name announced in the handshake
 
     def __post_init__(self) -> None:

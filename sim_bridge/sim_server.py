@@ -52,6 +52,14 @@ class SimBackend:
     def neutral_action(self) -> np.ndarray:
         return self._neutral
 
+    def warm_up(self, seed: int | None) -> None:
+        """Take one step now so the first real-time tick does not pay for just-in-time
+        compilation or first-touch allocation (hundreds of ms on a cold cache), then
+        reset with ``seed`` again."""
+        self.env.reset(seed)
+        self.env.step(self._neutral)
+        self.env.reset(seed)
+
     def estop(self) -> None:
         """A simulator has nothing to cut; the server applies the neutral action."""
 
@@ -73,7 +81,10 @@ def serve_task(
         raise ValueError("serving a zmq: task would chain bridges; serve the task itself")
     check_bind(config.endpoint, config.allow_remote)  # before paying for the model
     env = make_env(task_id, seed=seed, **options)
-    BridgeServer(SimBackend(env), config).serve(stop)
+    backend = SimBackend(env)
+    if config.mode == "realtime":
+        backend.warm_up(seed)
+    BridgeServer(backend, config).serve(stop)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from boom_control.cli import cli
 from boom_control.envs.registry import make_env
 from sim_bridge.client import BridgeClient, RemoteError
 from sim_bridge.drivers.mock import MockDriver
@@ -15,7 +17,7 @@ from sim_bridge.hardware import HardwareBackend
 from sim_bridge.protocol import ErrorCode
 from sim_bridge.server import ServerConfig
 from sim_bridge.sim_server import SimBackend
-from sim_bridge.testing import server_thread
+from sim_bridge.testing import ServerProcess, server_thread
 
 
 @pytest.mark.parametrize("on_late", ["hold", "damp"])
@@ -29,9 +31,11 @@ def test_late_actions_are_counted_and_held(tmp_path: Path, on_late: str) -> None
         watchdog_periods=1000,
     )
     gaps = 5
+    backend = SimBackend(env)
+    backend.warm_up(0)  # what `boom sim --mode realtime` does before serving
     try:
         with (
-            server_thread(SimBackend(env), cfg),
+            server_thread(backend, cfg),
             BridgeClient(cfg.endpoint, mode="realtime", timeout=5.0) as client,
         ):
             client.reset(seed=0)
@@ -108,3 +112,38 @@ def test_watchdog_limits_and_estop_with_mock_driver(tmp_path: Path) -> None:
             client.reset()
         client.reset(clear_estop=True)
         assert driver.enabled and not driver.estopped
+
+
+def test_boom_sim_serves_a_driver_in_real_time(tmp_path: Path) -> None:
+    endpoint = f"ipc://{tmp_path}/drv.sock"
+    args = ["-m", "boom_control", "sim", "--driver", "sim_bridge.drivers.mock:MockDriver"]
+    with (
+        ServerProcess([*args, "--bind", endpoint], endpoint),
+        BridgeClient(endpoint, mode="realtime", timeout=5.0) as client,
+    ):
+        assert client.info.task_id == "robot:mock" and client.info.mode == "realtime"
+        first = client.reset()
+        client.send_action(np.zeros(client.info.action_dim))
+        later = client.latest_observation(timeout=1.0)
+        assert later is not None and later.seq > first.seq
+        client.estop()
+        with pytest.raises(RemoteError, match="estopped"):
+            client.reset()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--driver", "sim_bridge.drivers.mock:MockDriver", "--mode", "lockstep"], "lockstep"),
+        (["h1:stand", "--driver", "sim_bridge.drivers.mock:MockDriver"], "not both"),
+        ([], "not both"),
+        (["--driver", "sim_bridge.drivers.mock"], "package.module:Class"),
+        (["--driver", "no_such_module_xyz:Driver"], "cannot import"),
+        (["--driver", "sim_bridge.server:ServerConfig"], "not a RobotDriver"),
+        (["dmc:cartpole-swingup", "--busy-poll", "3"], "busy-poll"),
+    ],
+)
+def test_boom_sim_rejects_bad_driver_and_polling_options(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(cli, ["sim", *args])
+    assert result.exit_code == 2
+    assert message in result.output

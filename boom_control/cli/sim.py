@@ -6,6 +6,8 @@ import json
 
 import click
 
+from sim_bridge.server import BUSY_POLL_DEFAULT
+
 
 def _parse_options(pairs: tuple[str, ...]) -> dict:
     options = {}
@@ -21,7 +23,7 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
 
 
 @click.command()
-@click.argument("task")
+@click.argument("task", required=False)
 @click.option(
     "--bind",
     "endpoint",
@@ -32,9 +34,23 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
 @click.option(
     "--mode",
     type=click.Choice(["lockstep", "realtime"]),
-    default="lockstep",
+    default=None,
+    help="lockstep: one step per action; realtime: wall clock. "
+    "[default: lockstep; realtime with --driver]",
+)
+@click.option(
+    "--driver",
+    metavar="MODULE:CLASS",
+    help="Serve a robot through this RobotDriver instead of a simulated TASK "
+    "(real time only; e.g. sim_bridge.drivers.mock:MockDriver).",
+)
+@click.option(
+    "--busy-poll",
+    type=click.FloatRange(0.0, 1.0),
+    default=BUSY_POLL_DEFAULT,
     show_default=True,
-    help="lockstep: one step per action; realtime: wall clock.",
+    help="Lockstep: seconds the server keeps polling after each reply before it blocks "
+    "(lower round trips for a client stepping back to back; 0 blocks at once).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Task seed.")
 @click.option(
@@ -48,9 +64,9 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
 @click.option(
     "--watchdog",
     type=int,
-    default=10,
-    show_default=True,
-    help="Real time: periods without any action before the neutral action.",
+    default=None,
+    help="Real time: periods without any action before the neutral action. "
+    "[default: 10; 5 with --driver]",
 )
 @click.option("--allow-remote", is_flag=True, help="Allow binding a non-loopback interface.")
 @click.option(
@@ -71,22 +87,35 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
     help="Task option key=value (JSON values), e.g. -o action_repeat=4.",
 )
 def sim(
-    task: str,
+    task: str | None,
     endpoint: str,
-    mode: str,
+    mode: str | None,
+    driver: str | None,
+    busy_poll: float,
     seed: int,
     on_late: str,
-    watchdog: int,
+    watchdog: int | None,
     allow_remote: bool,
     curve_secret_key: str | None,
     curve_clients: str | None,
     options: tuple[str, ...],
 ) -> None:
-    """Serve TASK (any `boom tasks` id) over the sim bridge until interrupted."""
+    """Serve TASK (any `boom tasks` id) over the sim bridge until interrupted.
+
+    With --driver, serve a robot instead: the same protocol, with the bridge's watchdog,
+    action limits and estop in front of the driver.
+    """
     from sim_bridge.server import ServerConfig
-    from sim_bridge.sim_server import serve_task
     from sim_bridge.transport import BridgeSecurityError, check_bind
 
+    if (task is None) == (driver is None):
+        raise click.UsageError("give a TASK to simulate or --driver MODULE:CLASS, not both")
+    if driver is not None and mode == "lockstep":
+        raise click.UsageError("a robot cannot run lockstep: drop --mode or use realtime")
+    if driver is not None and options:
+        raise click.UsageError("-o/--option sets task options; it does not apply to --driver")
+    mode = mode or ("realtime" if driver else "lockstep")
+    watchdog = watchdog if watchdog is not None else (5 if driver else 10)
     try:
         config = ServerConfig(
             endpoint=endpoint,
@@ -96,12 +125,24 @@ def sim(
             allow_remote=allow_remote,
             curve_secret_key=curve_secret_key,
             curve_clients=curve_clients,
+            busy_poll=busy_poll,
         )
-    except ValueError as err:
-        raise click.UsageError(str(err)) from None
-    try:
         check_bind(endpoint, allow_remote)
-        click.echo(f"boom sim: {task} on {endpoint} ({mode})", err=True)
-        serve_task(task, config, seed=seed, **_parse_options(options))
-    except BridgeSecurityError as err:
+    except (ValueError, BridgeSecurityError) as err:
         raise click.UsageError(str(err)) from None
+    if driver is not None:
+        from dataclasses import replace
+
+        from sim_bridge.hardware import load_driver, serve_driver
+
+        try:
+            robot = load_driver(driver)
+        except ValueError as err:
+            raise click.UsageError(str(err)) from None
+        click.echo(f"boom sim: robot {robot.name} ({driver}) on {endpoint} (realtime)", err=True)
+        serve_driver(robot, replace(config, name=f"robot:{robot.name}"))
+        return
+    from sim_bridge.sim_server import serve_task
+
+    click.echo(f"boom sim: {task} on {endpoint} ({mode})", err=True)
+    serve_task(task, config, seed=seed, **_parse_options(options))
