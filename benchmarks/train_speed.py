@@ -11,7 +11,8 @@ JSON also the best round).
 
 Variants (combine with '+'): ``eager`` (defaults), ``fast`` (model.mish=fast),
 ``bf16`` (planner.precision=bf16), ``bf16u`` (agent.precision=bf16: the update),
-``compile`` (planner.compile and agent.compile).
+``compile`` (planner.compile and agent.compile), ``overlap`` (overlap_update: the update
+runs in a second thread while the planner acts, so it adds one busy thread to ``threads``).
 
     python benchmarks/train_speed.py --out benchmarks/results/train_speed.json
     python benchmarks/train_speed.py --presets 1M --threads 2 --variants eager fast+bf16
@@ -41,7 +42,7 @@ from boom_control.train.trainer import Trainer, build_trainer
 TASK = "dmc:humanoid-walk"
 SEED_STEPS = 8
 """Random-action steps (and pretraining updates) before the timed agent steps."""
-FEATURES = ("fast", "bf16", "bf16u", "compile")
+FEATURES = ("fast", "bf16", "bf16u", "compile", "overlap")
 
 
 def _sync(device: torch.device) -> None:
@@ -79,6 +80,7 @@ def make_config(preset: str, variant: str, device: str, run_dir: str, batch: int
         log_every=10**9,
         log_tensorboard=False,
         run_dir=run_dir,
+        overlap_update="overlap" in features,
         model=dataclasses.replace(model, mish="fast" if "fast" in features else "exact"),
     )
     return dataclasses.replace(
@@ -118,9 +120,7 @@ class Subject:
     def train_step(self) -> None:
         """One agent step of ``Trainer.run`` (without evaluation and checkpoints)."""
         t: Trainer = self.trainer
-        t.env_step()
-        t.step += 1
-        t.learn()
+        t.step_and_learn()
 
     def plan(self) -> None:
         agent = self.trainer.agent

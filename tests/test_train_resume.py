@@ -57,13 +57,15 @@ def logged(run_dir: Path, after: int) -> list[tuple[str, ...]]:
         ]
 
 
-def test_resume_is_exact(tmp_path):
+@pytest.mark.parametrize("overlap", [False, True], ids=["sequential", "overlap_update"])
+def test_resume_is_exact(tmp_path, overlap):
     torch.set_num_threads(1)
+    mode = f"overlap_update={str(overlap).lower()}"
     # uninterrupted: 100 steps, checkpoint at 75 (mid-episode: episodes are 50 steps)
-    full = run(tmp_path / "full", "steps=100", "checkpoint_every=75")
+    full = run(tmp_path / "full", "steps=100", "checkpoint_every=75", mode)
     # interrupted at 75, then resumed to 100
-    run(tmp_path / "cut", "steps=75", "checkpoint_every=75")
-    resumed = run(tmp_path / "cut", "steps=100", "checkpoint_every=75", "resume=true")
+    run(tmp_path / "cut", "steps=75", "checkpoint_every=75", mode)
+    resumed = run(tmp_path / "cut", "steps=100", "checkpoint_every=75", "resume=true", mode)
 
     assert resumed.step == full.step == 100 and resumed.updates == full.updates == 100
     # every logged metric after the checkpoint: train losses of each update, episode
@@ -80,3 +82,30 @@ def test_resume_is_exact(tmp_path):
     assert torch.equal(a["running_scale"], b["running_scale"])
     sa, sb = a["optim"]["state"], b["optim"]["state"]
     assert all(torch.equal(sa[k]["exp_avg"], sb[k]["exp_avg"]) for k in sa)
+    if overlap:  # acting has its own generator and a weight copy, synced after each update
+        assert torch.equal(a["act_rng"], b["act_rng"])
+        agent = resumed.agent
+        assert agent.act_model is not agent.model
+        acting = agent.act_model.state_dict()
+        assert all(torch.equal(v, acting[k]) for k, v in agent.model.state_dict().items())
+    else:
+        assert "act_rng" not in a
+
+
+def test_overlapped_updates_differ_from_sequential_only_by_the_batch_timing(tmp_path):
+    """Same seed, same seed phase and pretraining; the regular updates then differ.
+
+    (No evaluation inside the seed phase: with overlap_update acting draws from its own
+    generator, so an evaluation there would leave torch's global RNG elsewhere.)
+    """
+    torch.set_num_threads(1)
+    common = ("steps=70", "checkpoint_every=70", "eval_freq=1000")
+    seq = run(tmp_path / "seq", *common)
+    ovl = run(tmp_path / "ovl", *common, "overlap_update=true")
+    assert seq.updates == ovl.updates == 70
+    pre_seq = [r for r in logged(tmp_path / "seq", 0) if r[1] == "pretrain"]
+    pre_ovl = [r for r in logged(tmp_path / "ovl", 0) if r[1] == "pretrain"]
+    assert pre_seq and pre_seq == pre_ovl
+    train_seq = [r for r in logged(tmp_path / "seq", 0) if r[1] == "train"]
+    train_ovl = [r for r in logged(tmp_path / "ovl", 0) if r[1] == "train"]
+    assert len(train_seq) == len(train_ovl) > 0 and train_seq != train_ovl

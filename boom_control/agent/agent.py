@@ -3,12 +3,15 @@
 ``Agent`` owns the :class:`WorldModel`, both Adam optimisers and the running Q scale, and
 exposes ``act`` (plan or policy), ``update`` (one world-model step then one policy step)
 and a ``state_dict`` made only of tensors, numbers, dicts and lists.
-All randomness goes through torch's global RNG.
+Randomness goes through torch's global RNG, except acting's after :meth:`Agent.overlap`:
+then ``act`` draws from its own generator and plans with its own copy of the weights, so
+that an update may run in another thread at the same time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +20,13 @@ import torch
 
 from boom_control.agent.config import AgentConfig, ModelConfig, PlannerConfig
 from boom_control.agent.losses import LossConstants, policy_loss, world_model_loss
-from boom_control.agent.planner import PlanConstants, initial_state, plan, plan_iteration
+from boom_control.agent.planner import (
+    PlanConstants,
+    draw_noise,
+    initial_state,
+    plan,
+    plan_iteration,
+)
 from boom_control.agent.types import Batch, PlanState
 from boom_control.agent.world_model import WorldModel
 
@@ -102,6 +111,29 @@ class Agent:
             _compiled(world_model_loss) if agent_cfg.compile else world_model_loss
         )
         self._policy_loss = _compiled(policy_loss) if agent_cfg.compile else policy_loss
+        # acting: the learner's weights and torch's global RNG until overlap() is called
+        self.act_model = self.model
+        self.act_generator: torch.Generator | None = None
+
+    def overlap(self, seed: int) -> None:
+        """Let :meth:`update` run in another thread while :meth:`act` plans.
+
+        ``act`` then uses a copy of the weights, refreshed by :meth:`sync_acting` after
+        each update, and a generator of its own seeded with ``seed`` (its state is part
+        of :meth:`state_dict`), so results do not depend on how the threads interleave.
+        """
+        if self.act_model is self.model:
+            self.act_model = copy.deepcopy(self.model).requires_grad_(False).eval()
+        self.act_generator = torch.Generator(device=self.device)
+        self.act_generator.manual_seed(int(seed))
+
+    @torch.no_grad()
+    def sync_acting(self) -> None:
+        """Copy the learner's weights into the acting copy (no-op without :meth:`overlap`)."""
+        if self.act_model is not self.model:
+            learner = self.model.state_dict()
+            for name, tensor in self.act_model.state_dict().items():
+                tensor.copy_(learner[name])
 
     def initial_plan_state(self) -> PlanState:
         """Plan state for the first step of an episode."""
@@ -121,20 +153,26 @@ class Agent:
         Returns:
             action (A,), mu (A,), std (A,) as float32 arrays, and the next plan state.
         """
+        model, g = self.act_model, self.act_generator
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(1, -1)
-        z = self.model.encode(obs_t)
+        z = model.encode(obs_t)
         if use_planner:
+            noise = None if g is None else draw_noise(self.plan_consts, self.device, g)
             with self._plan_precision():
                 action, mu, std, plan_state = plan(
-                    self.model,
+                    model,
                     z,
                     plan_state,
                     self.plan_consts,
                     eval_mode,
+                    noise=noise,
                     iteration=self._plan_iteration,
                 )
         else:
-            sample, info = self.model.pi(z)
+            eps = None
+            if g is not None and not eval_mode:
+                eps = torch.randn(1, self.action_dim, device=self.device, generator=g)
+            sample, info = model.pi(z, eps)
             action = (info["mean"] if eval_mode else sample)[0]
             mu, std = action, torch.zeros_like(action)
         out = torch.stack([action, mu, std]).cpu().numpy().astype(np.float32)
@@ -180,6 +218,7 @@ class Agent:
             "optim": self.optim.state_dict(),
             "pi_optim": self.pi_optim.state_dict(),
             "running_scale": self.running_scale.detach().clone(),
+            **({} if self.act_generator is None else {"act_rng": self.act_generator.get_state()}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -189,3 +228,6 @@ class Agent:
         self.pi_optim.load_state_dict(state["pi_optim"])
         self.running_scale.copy_(torch.as_tensor(state["running_scale"]))
         self.model.eval()
+        if self.act_generator is not None and "act_rng" in state:
+            self.act_generator.set_state(state["act_rng"])
+        self.sync_acting()

@@ -46,7 +46,6 @@ class TrainConfig:
     """Episodes per evaluation, for the planner and again for the policy alone."""
     eval_at_start: bool = True
     """Also evaluate the untrained agent at step 0 (the first point of the curve)."""
-    """Episodes per evaluation, for the planner and again for the policy alone."""
     checkpoint_every: int = 100_000
     """Write a checkpoint every this many agent steps (and at the end)."""
     buffer_capacity: int | None = None
@@ -61,6 +60,11 @@ class TrainConfig:
     """Average training metrics over this many updates per log row."""
     log_tensorboard: bool = True
     """Also write TensorBoard events when the tensorboard package is installed."""
+    overlap_update: bool = False
+    """Run each step's update in a background thread while the planner acts (uses a
+    second core, or the CPU while the GPU plans). The update then samples its batch just
+    before the step's transition is stored instead of just after; acting still sees the
+    weights of every earlier update. Reproducible for a seed; not equal to overlap=false."""
     model: ModelConfig = field(default_factory=ModelConfig)
     """World-model sizes (see configs/model/)."""
     planner: PlannerConfig = field(default_factory=PlannerConfig)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,10 @@ class Trainer:
         self._buffer_factory = buffer_factory
         self.buffer = buffer_factory(self.spec)
         self.rng = np.random.default_rng(_stream_seed(cfg.seed, 2))  # seed-phase actions
+        self._overlap: ThreadPoolExecutor | None = None
+        if cfg.overlap_update:
+            self.agent.overlap(_stream_seed(cfg.seed, 4))
+            self._overlap = ThreadPoolExecutor(1, thread_name_prefix="boom-update")
         self.seed_steps = cfg.seed_steps_for(self.spec.episode_length)
         if self.seed_steps and self.seed_steps <= cfg.planner.horizon:
             raise ValueError(f"seed_steps={self.seed_steps} must exceed the horizon")
@@ -124,9 +129,7 @@ class Trainer:
         )
         try:
             while self.step < cfg.steps:
-                self.env_step()
-                self.step += 1
-                self.learn()
+                self.step_and_learn()
                 bar.update(1)
                 if self.step % cfg.eval_freq == 0:
                     self.evaluate()
@@ -135,6 +138,8 @@ class Trainer:
                     self.save()
         finally:
             bar.close()
+            if self._overlap is not None:
+                self._overlap.shutdown()
         if self.logger.eval_path.is_file():
             try:
                 plot_run(self.run_dir)
@@ -179,6 +184,26 @@ class Trainer:
         self.episode_return = 0.0
         self.buffer.start_episode(self.obs)
 
+    def step_and_learn(self) -> None:
+        """One agent step and its learning: :meth:`env_step` then :meth:`learn`, or, with
+        ``overlap_update`` after the seed phase, the step's update running in the
+        background while the planner acts."""
+        if self._overlap is None or self.step < self.phase_start + self.seed_steps:
+            self.env_step()
+            self.step += 1
+            self.learn()
+            return
+        pending = self._overlap.submit(self.agent.update, self.buffer.sample())
+        try:
+            self.env_step()
+        finally:
+            metrics = pending.result()  # an update error surfaces here
+        self.step += 1
+        self._record(metrics)
+        self.agent.sync_acting()
+        if self._count >= self.cfg.log_every:
+            self._flush("train")
+
     def learn(self) -> None:
         """Pretrain once the seed phase ends, then one update per step."""
         learn_from = self.phase_start + self.seed_steps
@@ -187,13 +212,17 @@ class Trainer:
             for _ in range(self.seed_steps):
                 self._update()
             self._flush("pretrain")
+            self.agent.sync_acting()
         elif self.step > learn_from:
             self._update()
+            self.agent.sync_acting()
             if self._count >= self.cfg.log_every:
                 self._flush("train")
 
     def _update(self) -> None:
-        metrics = self.agent.update(self.buffer.sample())
+        self._record(self.agent.update(self.buffer.sample()))
+
+    def _record(self, metrics: dict[str, float]) -> None:
         self.updates += 1
         for key, value in metrics.items():
             self._sums[key] = self._sums.get(key, 0.0) + float(value)
