@@ -9,17 +9,33 @@ STAMP  := $(VENV)/.installed
 # so the install never pulls CUDA packages; the package itself accepts any torch>=2.4.
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 DEMO_ARGS ?=
 
-.PHONY: setup demo test test-fast lint format bench clean
+.PHONY: setup offscreen-gl demo test test-fast lint format bench clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[dev,h1]"
+	$(PY) -m pip install -q -e ".[dev,h1,render]"
+	@$(MAKE) --no-print-directory offscreen-gl
 	@touch $(STAMP)
+
+# Offscreen rendering (boom eval --video) on a headless machine without OSMesa: install
+# libosmesa6 when root with apt-get, otherwise print a hint. Never fails the setup.
+offscreen-gl:
+	@if [ -z "$$DISPLAY" ] && ! ldconfig -p 2>/dev/null | grep -q libOSMesa; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing libosmesa6 (offscreen rendering without a GPU)"; \
+	    $(APT_INSTALL) libosmesa6 >/dev/null 2>&1 || \
+	      { apt-get update -qq >/dev/null 2>&1 && $(APT_INSTALL) libosmesa6 >/dev/null 2>&1; } || \
+	      echo "could not install libosmesa6; boom eval --video needs it (or MUJOCO_GL=egl)"; \
+	  else \
+	    echo "hint: boom eval --video renders with OSMesa here: apt-get install libosmesa6"; \
+	  fi; \
+	fi
 
 demo: $(STAMP)
 	$(VENV)/bin/boom demo $(DEMO_ARGS)

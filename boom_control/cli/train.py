@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -57,19 +58,78 @@ def train(overrides: tuple[str, ...], presets: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.argument("checkpoint", type=click.Path(exists=True))
+@click.argument("source", type=click.Path(exists=True))
 @click.option("--episodes", "-n", default=10, show_default=True, help="Episodes per mode.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, default=None, help="Evaluation seed (default: the run's).")
-def evaluate(checkpoint: str, episodes: int, device: str, seed: int | None) -> None:
-    """Evaluate CHECKPOINT (a .pt file or a run folder) with the planner and the policy."""
-    from boom_control.train.evaluate import evaluate_checkpoint
+@click.option("--threads", type=int, default=0, show_default=True, help="CPU threads (0: default).")
+@click.option(
+    "--video",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Record one episode (the first evaluation seed) to this .mp4 or .gif instead of scoring.",
+)
+@click.option(
+    "--strip",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Image strip (PNG) of evenly spaced frames of the recorded episode.",
+)
+@click.option("--width", type=int, default=480, show_default=True, help="Frame width (pixels).")
+@click.option("--height", type=int, default=360, show_default=True, help="Frame height (pixels).")
+@click.option("--camera", default=None, help="Model camera by name (default: tracking view).")
+@click.option("--strip-frames", type=int, default=8, show_default=True, help="Frames in the strip.")
+@click.option(
+    "--max-steps", type=int, default=None, help="Stop the recorded episode after N steps."
+)
+@click.option("--policy-only", is_flag=True, help="Record the policy alone (no planner).")
+def evaluate(
+    source: str,
+    episodes: int,
+    device: str,
+    seed: int | None,
+    threads: int,
+    video: str | None,
+    strip: str | None,
+    width: int,
+    height: int,
+    camera: str | None,
+    strip_frames: int,
+    max_steps: int | None,
+    policy_only: bool,
+) -> None:
+    """Evaluate SOURCE with the planner and the policy alone.
 
-    res = evaluate_checkpoint(checkpoint, episodes=episodes, device=device, seed=seed)
+    SOURCE is a checkpoint (.pt file or run folder) or an exported bundle folder. With
+    --video and/or --strip, one episode is rendered offscreen instead (MuJoCo with EGL, or
+    OSMesa on a machine without a GPU; MUJOCO_GL picks one explicitly).
+    """
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+    if video is not None or strip is not None:
+        record = {
+            "video": None if video is None else Path(video),
+            "strip": None if strip is None else Path(strip),
+            "width": width,
+            "height": height,
+            "camera": camera,
+            "strip_frames": strip_frames,
+            "max_steps": max_steps,
+            "use_planner": not policy_only,
+        }
+        _record(source, device, seed, episodes, record)
+        return
+    from boom_control.train.evaluate import evaluate_source
+    from export.bundle import BundleError
+
+    try:
+        res = evaluate_source(source, episodes=episodes, device=device, seed=seed)
+    except BundleError as err:
+        raise click.ClickException(str(err)) from None
     s = res.scores
-    click.echo(
-        f"checkpoint: {res.checkpoint} (step {res.step}, task {res.task}, device {res.device})"
-    )
+    click.echo(f"{res.kind}: {res.source} (step {res.step}, task {res.task}, device {res.device})")
     click.echo(
         f"planner: {s['planner_return_mean']:.1f} ± {s['planner_return_std']:.1f} "
         f"over {episodes} episodes"
@@ -78,6 +138,48 @@ def evaluate(checkpoint: str, episodes: int, device: str, seed: int | None) -> N
         f"policy:  {s['policy_return_mean']:.1f} ± {s['policy_return_std']:.1f} "
         f"over {episodes} episodes"
     )
+
+
+def _record(
+    source: str, device: str, seed: int | None, episodes: int, record: dict[str, Any]
+) -> None:
+    """``boom eval --video/--strip``: render one episode of SOURCE (``record``: the fields
+    of :class:`~boom_control.render.episode.RecordConfig`)."""
+    # The GL backend must be chosen before anything imports mujoco or dm_control.
+    from boom_control.render import RenderError, select_backend
+
+    try:
+        backend = select_backend()
+        from boom_control.render.episode import RecordConfig
+
+        cfg = RecordConfig(**record)
+    except RenderError as err:
+        raise click.UsageError(str(err)) from None
+    from boom_control.render.episode import record_episode
+    from boom_control.train.evaluate import eval_seeds
+    from boom_control.train.sources import load_source
+    from export.bundle import BundleError
+
+    try:
+        src = load_source(source, device=device, seed=seed)
+    except BundleError as err:
+        raise click.ClickException(str(err)) from None
+    first_seed = eval_seeds(src.seed, max(episodes, 1))[0]
+    click.echo(f"{src.kind}: {src.path} (step {src.step}, task {src.task}, device {src.device})")
+    try:
+        rec = record_episode(src.actor, src.env, first_seed, cfg)
+    except RenderError as err:
+        raise click.ClickException(str(err)) from None
+    finally:
+        src.env.close()
+    mode = "planner" if cfg.use_planner else "policy"
+    click.echo(
+        f"{mode}: return {rec.episode_return:.1f} over {rec.length} steps "
+        f"(seed {first_seed}; {rec.frames} frames {cfg.width}x{cfg.height}, {backend})"
+    )
+    for label, path in (("video", rec.video), ("strip", rec.strip)):
+        if path is not None:
+            click.echo(f"{label}: {path}")
 
 
 @click.command()

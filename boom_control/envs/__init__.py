@@ -1,6 +1,13 @@
 """Task layer: every environment family behind one interface and one factory."""
 
-from boom_control.envs.base import ActionError, ActionMapping, Env, EnvSpec, TaskError
+from boom_control.envs.base import (
+    ActionError,
+    ActionMapping,
+    Env,
+    EnvSpec,
+    RenderTarget,
+    TaskError,
+)
 from boom_control.envs.contract import ObservationContract, ObservationError, ObsField
 from boom_control.envs.registry import list_tasks, make_env, split_task_id
 
@@ -12,6 +19,7 @@ __all__ = [
     "ObsField",
     "ObservationContract",
     "ObservationError",
+    "RenderTarget",
     "TaskError",
     "list_tasks",
     "make_env",

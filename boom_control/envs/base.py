@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
@@ -37,6 +37,15 @@ class TaskError(ValueError):
 
 class ActionError(ValueError):
     """An action has the wrong shape or is not finite."""
+
+
+class RenderTarget(NamedTuple):
+    """The live simulation an offscreen renderer draws (see :mod:`boom_control.render`)."""
+
+    model: Any
+    """``mujoco.MjModel``."""
+    data: Any
+    """``mujoco.MjData``, the state of the current step."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +184,11 @@ class Env(abc.ABC):
     @abc.abstractmethod
     def _step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, dict[str, Any]]:
         """Apply a validated, clipped action; return ``(obs, reward, terminated, info)``."""
+
+    def render_target(self) -> RenderTarget | None:
+        """The local MuJoCo model and state to draw, or None when the simulation runs
+        elsewhere (a bridge server, hardware)."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release simulator resources."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from boom_control.envs.base import ActionMapping, Env, EnvSpec, TaskError
+from boom_control.envs.base import ActionMapping, Env, EnvSpec, RenderTarget, TaskError
 from boom_control.envs.contract import ObservationContract, ObsField
 
 # Headless by default: without a display, dm_control would probe GLFW and warn. Rendering
@@ -122,6 +122,11 @@ class DMCEnv(Env):
     def physics(self):
         """The underlying dm_control physics (for rendering and tests)."""
         return self._env.physics
+
+    def render_target(self) -> RenderTarget:
+        """The raw ``mujoco.MjModel`` / ``MjData`` behind the dm_control physics."""
+        physics = self._env.physics
+        return RenderTarget(physics.model.ptr, physics.data.ptr)
 
     @property
     def raw_env(self):

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from boom_control.envs.base import ActionMapping, Env, EnvSpec, TaskError
+from boom_control.envs.base import ActionMapping, Env, EnvSpec, RenderTarget, TaskError
 from boom_control.envs.contract import ObservationContract, ObsField
 
 HB_ROBOTS = ("h1", "h1hand", "h1touch", "g1")
@@ -132,6 +132,12 @@ class HumanoidBenchEnv(Env):
             (self._offset + self._scale * action).astype(np.float32)
         )
         return self.spec.contract.build({"state": obs}), float(reward), bool(terminated), info
+
+    def render_target(self) -> RenderTarget | None:
+        base = self._env.unwrapped
+        if not hasattr(base, "model"):
+            return None
+        return RenderTarget(base.model, base.data)
 
     def close(self) -> None:
         self._env.close()

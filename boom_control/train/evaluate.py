@@ -1,9 +1,10 @@
-"""Evaluation: run episodes with the planner or the policy alone, and score checkpoints."""
+"""Evaluation: run episodes with the planner or the policy alone, and score checkpoints
+and bundles."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,19 +31,36 @@ def eval_seeds(seed: int, episodes: int) -> list[int]:
 
 
 @torch.no_grad()
+def run_episode(
+    agent: Actor,
+    env: Any,
+    seed: int,
+    use_planner: bool,
+    max_steps: int | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> tuple[float, int]:
+    """Return and length of one deterministic (``eval_mode``) episode from reset seed
+    ``seed``, stopped after ``max_steps`` steps when given. ``on_step(t)`` is called after
+    the reset (t = 0) and after every step t = 1, 2, ... (e.g. to render a frame)."""
+    obs, _ = env.reset(seed=int(seed))
+    state = agent.initial_plan_state()
+    total, done, t = 0.0, False, 0
+    if on_step is not None:
+        on_step(0)
+    while not done:
+        action, _, _, state = agent.act(obs, state, eval_mode=True, use_planner=use_planner)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        total += reward
+        t += 1
+        if on_step is not None:
+            on_step(t)
+        done = terminated or truncated or (max_steps is not None and t >= max_steps)
+    return total, t
+
+
 def run_episodes(agent: Actor, env: Any, seeds: Sequence[int], use_planner: bool) -> np.ndarray:
     """Return of one deterministic (``eval_mode``) episode per reset seed, shape ``(N,)``."""
-    returns = []
-    for seed in seeds:
-        obs, _ = env.reset(seed=int(seed))
-        state = agent.initial_plan_state()
-        total, done = 0.0, False
-        while not done:
-            action, _, _, state = agent.act(obs, state, eval_mode=True, use_planner=use_planner)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            total += reward
-            done = terminated or truncated
-        returns.append(total)
+    returns = [run_episode(agent, env, seed, use_planner)[0] for seed in seeds]
     return np.asarray(returns, dtype=np.float64)
 
 
@@ -60,38 +78,29 @@ def evaluate_both(agent: Actor, env: Any, seeds: Sequence[int]) -> dict[str, flo
 
 
 @dataclass(frozen=True)
-class CheckpointScore:
-    """Result of :func:`evaluate_checkpoint`."""
+class EvalScore:
+    """Result of :func:`evaluate_source`."""
 
-    checkpoint: str
+    kind: str
+    """``"checkpoint"`` or ``"bundle"``."""
+    source: str
     step: int
     task: str
     device: str
     scores: dict[str, float]
 
 
-def evaluate_checkpoint(
+def evaluate_source(
     path: str | Path, episodes: int = 10, device: str = "auto", seed: int | None = None
-) -> CheckpointScore:
-    """Load a checkpoint (file or run folder) and evaluate it for ``episodes`` episodes each
-    with the planner and with the policy alone."""
-    from boom_control.config import from_dict
-    from boom_control.device import resolve_device
-    from boom_control.envs import make_env
-    from boom_control.train.checkpoint import load_checkpoint, resolve_checkpoint, seed_everything
-    from boom_control.train.config import TrainConfig
-    from boom_control.train.trainer import make_agent
+) -> EvalScore:
+    """Load a checkpoint (file or run folder) or a bundle folder and evaluate it for
+    ``episodes`` episodes each with the planner and with the policy alone."""
+    from boom_control.train.sources import load_source
 
-    path = resolve_checkpoint(path)
-    ckpt = load_checkpoint(path)
-    cfg = from_dict(TrainConfig, ckpt["config"])
-    dev = resolve_device(device)
-    seed = cfg.seed if seed is None else seed
-    seed_everything(seed)
-    env = make_env(cfg.task, seed=seed, **cfg.task_options)
-    agent = make_agent(cfg, env.spec, dev)
-    agent.load_state_dict(ckpt["agent"])
-    log.info("evaluating %s (step %d) on %s, %d episodes", path, ckpt["step"], cfg.task, episodes)
-    scores = evaluate_both(agent, env, eval_seeds(seed, episodes))
-    env.close()
-    return CheckpointScore(str(path), int(ckpt["step"]), cfg.task, str(dev), scores)
+    src = load_source(path, device=device, seed=seed)
+    log.info("evaluating %s (step %d) on %s, %d episodes", src.path, src.step, src.task, episodes)
+    try:
+        scores = evaluate_both(src.actor, src.env, eval_seeds(src.seed, episodes))
+    finally:
+        src.env.close()
+    return EvalScore(src.kind, src.path, src.step, src.task, src.device, scores)

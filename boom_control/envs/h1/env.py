@@ -26,7 +26,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from boom_control.envs.base import ActionMapping, Env, EnvSpec, TaskError
+from boom_control.envs.base import ActionMapping, Env, EnvSpec, RenderTarget, TaskError
 from boom_control.envs.h1.assets import find_model_dir
 from boom_control.envs.h1.model import KEYFRAME, PHYSICS_DT, ROOT_BODY, build_model
 from boom_control.envs.h1.task import MOVE_SPEEDS, H1Task
@@ -146,6 +146,9 @@ class H1Env(Env):
     def task(self) -> H1Task:
         """The task object (observation, reward, termination)."""
         return self._task
+
+    def render_target(self) -> RenderTarget:
+        return RenderTarget(self._model, self._data)
 
     def keyframe_action(self) -> np.ndarray:
         """``(19,)`` action in ``[-1, 1]`` that targets the standing keyframe pose."""

@@ -1,0 +1,135 @@
+"""What ``boom eval`` runs: a training checkpoint or an exported bundle, as an actor together
+with the environment of its task.
+
+* a checkpoint (a ``.pt`` file, or a run folder for its ``checkpoints/latest.pt``): the
+  training agent, its task built with the run's task options;
+* a bundle folder (``bundle.json`` inside): the bundle's eager world model behind
+  :class:`~boom_control.control.actor.BackendActor`, its task built locally with the
+  recorded episode length (and, for DeepMind Control tasks, the action repeat that gives
+  the recorded control period); a task whose observation contract differs is refused.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from boom_control.envs import Env, TaskError, make_env, split_task_id
+
+EPISODE_OPTION_FAMILIES = ("dmc", "h1", "hb")  # families whose tasks take episode_length
+
+
+@dataclass(frozen=True)
+class EvalSource:
+    """A loaded checkpoint or bundle, ready to run episodes."""
+
+    kind: str
+    """``"checkpoint"`` or ``"bundle"``."""
+    path: str
+    """The resolved checkpoint file or bundle folder."""
+    step: int
+    """Training step the weights come from."""
+    task: str
+    seed: int
+    """Evaluation seed (the run's unless given)."""
+    device: str
+    actor: Any
+    """An :class:`~boom_control.train.evaluate.Actor`."""
+    env: Env
+
+
+def is_bundle(path: str | Path) -> bool:
+    """Whether ``path`` is a bundle folder (or its ``bundle.json``)."""
+    from export.bundle import BUNDLE_FILE
+
+    p = Path(path)
+    return p.name == BUNDLE_FILE or (p / BUNDLE_FILE).is_file()
+
+
+def load_source(path: str | Path, device: str = "auto", seed: int | None = None) -> EvalSource:
+    """Load a checkpoint or a bundle (see the module docstring) on ``device``."""
+    if is_bundle(path):
+        return load_bundle_source(path, device, seed)
+    return load_checkpoint_source(path, device, seed)
+
+
+def load_checkpoint_source(
+    path: str | Path, device: str = "auto", seed: int | None = None
+) -> EvalSource:
+    """The training agent of a checkpoint file or run folder."""
+    from boom_control.config import from_dict
+    from boom_control.device import resolve_device
+    from boom_control.train.checkpoint import load_checkpoint, resolve_checkpoint, seed_everything
+    from boom_control.train.config import TrainConfig
+    from boom_control.train.trainer import make_agent
+
+    path = resolve_checkpoint(path)
+    ckpt = load_checkpoint(path)
+    cfg = from_dict(TrainConfig, ckpt["config"])
+    dev = resolve_device(device)
+    seed = cfg.seed if seed is None else seed
+    seed_everything(seed)
+    env = make_env(cfg.task, seed=seed, **cfg.task_options)
+    agent = make_agent(cfg, env.spec, dev)
+    agent.load_state_dict(ckpt["agent"])
+    return EvalSource(
+        "checkpoint", str(path), int(ckpt["step"]), cfg.task, seed, str(dev), agent, env
+    )
+
+
+def load_bundle_source(
+    path: str | Path, device: str = "auto", seed: int | None = None
+) -> EvalSource:
+    """A bundle's planner (torch backend) and its task."""
+    from boom_control.control.actor import BackendActor
+    from boom_control.control.factory import build_backend
+    from boom_control.train.checkpoint import seed_everything
+    from export.bundle import load_bundle
+
+    bundle = load_bundle(path)
+    training = bundle.meta.get("training", {})
+    seed = int(training.get("seed", 0)) if seed is None else seed
+    seed_everything(seed)
+    env = bundle_env(bundle, seed)
+    backend = build_backend(bundle, "torch", device)
+    actor = BackendActor(backend, seed)
+    step = int(training.get("step", 0))
+    return EvalSource(
+        "bundle", str(bundle.root), step, bundle.task_id, seed, str(backend.device), actor, env
+    )
+
+
+def bundle_env(bundle: Any, seed: int) -> Env:
+    """The task of ``bundle`` (an :class:`export.bundle.Bundle`) built here, with the
+    bundle's episode length and control period; its observation contract is checked.
+
+    Raises:
+        TaskError: the task cannot be built with the bundle's control period.
+        export.bundle.BundleError: the observation contracts differ.
+    """
+    task = bundle.meta["task"]
+    family, _ = split_task_id(bundle.task_id)
+    options: dict[str, Any] = {}
+    if family in EPISODE_OPTION_FAMILIES:
+        options["episode_length"] = int(task["episode_length"])
+    period = float(task["control_period"])
+    if family == "dmc":
+        # The suite's own control step, then as many of them as the bundle's period holds.
+        probe = make_env(bundle.task_id, seed=seed, action_repeat=1)
+        options["action_repeat"] = max(1, round(period / probe.spec.control_period))
+        probe.close()
+    env = make_env(bundle.task_id, seed=seed, **options)
+    if not math.isclose(env.spec.control_period, period, rel_tol=1e-6):
+        env.close()
+        raise TaskError(
+            f"{bundle.task_id} steps every {env.spec.control_period} s here; the bundle "
+            f"{bundle.root} was trained at {period} s per step"
+        )
+    try:
+        bundle.check_contract(env.spec.contract, where=f"{bundle.task_id} built here")
+    except Exception:
+        env.close()
+        raise
+    return env
