@@ -19,6 +19,7 @@ import argparse
 import importlib.util
 import json
 import multiprocessing as mp
+import os
 import platform
 import tempfile
 import time
@@ -175,10 +176,19 @@ def main() -> None:
         default=0.0,
         help="client's BridgeClient spin in seconds (0: block, the default)",
     )
+    parser.add_argument(
+        "--cpu",
+        type=int,
+        default=None,
+        help="pin the client and the servers to this one CPU (they hand over on one core; "
+        "servers then turn busy_poll off)",
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
 
     bp, spin = args.busy_poll, args.spin
+    if args.cpu is not None:  # before any ZeroMQ context; spawned servers inherit it
+        os.sched_setaffinity(0, {args.cpu})
     with tempfile.TemporaryDirectory() as tmp:
         rt = {
             "tcp": roundtrip(free_tcp_endpoint(), args.n, bp, spin),
@@ -195,7 +205,7 @@ def main() -> None:
         )
     print(
         f"\nlockstep {ls['task']} ({ls['steps']} steps each, ipc; "
-        f"busy_poll {bp:g} s, spin {spin:g} s)"
+        f"busy_poll {bp:g} s, spin {spin:g} s, cpu {args.cpu})"
     )
     print(f"{'local steps/s':<24}{ls['local_steps_per_s']:>10.0f}")
     print(f"{'bridge steps/s':<24}{ls['bridge_steps_per_s']:>10.0f}")
@@ -207,6 +217,7 @@ def main() -> None:
             "lockstep": ls,
             "busy_poll_s": bp,
             "spin_s": spin,
+            "cpu": args.cpu,
             "machine": platform.platform(),
             "python": platform.python_version(),
         }

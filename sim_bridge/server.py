@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import secrets
 import signal
 import threading
@@ -40,6 +41,19 @@ from sim_bridge.transport import check_bind, setup_server_curve
 
 BUSY_POLL_DEFAULT = 5e-4
 """Lockstep servers poll for 0.5 ms after each reply before blocking (``busy_poll``)."""
+
+
+def effective_busy_poll(busy_poll: float) -> float:
+    """``busy_poll``, or 0 when this thread may run on one CPU only.
+
+    Spinning pays when the client runs on another core. Pinned to a single CPU the
+    server would only take that CPU from its client (or from the next request's
+    processing), so it blocks instead.
+    """
+    if busy_poll > 0.0 and hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) == 1:
+        return 0.0
+    return busy_poll
+
 
 log = logging.getLogger(__name__)
 MODES = ("lockstep", "realtime")
@@ -162,6 +176,7 @@ class BridgeServer:
         self._estopped = False
         self._rt = _RealtimeState()
         self._sock: zmq.Socket | None = None
+        self._busy_poll_s = config.busy_poll  # resolved against the CPU affinity in run()
         self.bound = threading.Event()
 
     # ---- sending ------------------------------------------------------------------------
@@ -465,11 +480,14 @@ class BridgeServer:
         """
         sock, handle, monotonic = self._sock, self._handle, time.monotonic
         sock.rcvtimeo = 100
+        self._busy_poll_s = effective_busy_poll(self.cfg.busy_poll)
+        if self._busy_poll_s != self.cfg.busy_poll:
+            log.info("busy_poll off: this server may only run on one CPU")
         next_expire = monotonic() + 1.0
         frames = None
         while not stop.is_set():
             # Spin only right after serving a request: an idle server blocks.
-            frames = self._busy_poll() if frames is not None and self.cfg.busy_poll else None
+            frames = self._busy_poll() if frames is not None and self._busy_poll_s else None
             if frames is None:
                 try:
                     frames = sock.recv_multipart()
@@ -485,7 +503,7 @@ class BridgeServer:
     def _busy_poll(self) -> list[bytes] | None:
         """Retry non-blocking receives for ``busy_poll`` seconds; None if nothing came."""
         sock, clock = self._sock, time.perf_counter
-        end = clock() + self.cfg.busy_poll
+        end = clock() + self._busy_poll_s
         while True:
             try:
                 return sock.recv_multipart(zmq.NOBLOCK)

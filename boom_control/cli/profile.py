@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from boom_control.cli.params import CPU_LIST
+
 
 def _ints(text: str) -> tuple[int, ...]:
     try:
@@ -52,7 +54,9 @@ def profile() -> None:
     help="Planner runtime (the same backends as boom control).",
 )
 @click.option("--threads", type=int, default=0, show_default=True, help="CPU threads (0: default).")
-@click.option("--cpus", default="", help="Pin the process to these CPUs, e.g. 0,1.")
+@click.option(
+    "--cpus", type=CPU_LIST, default=None, help="Pin the process to these CPUs, e.g. 0,1."
+)
 @click.option("--samples", default="64,128,256,512", show_default=True, help="MPPI samples.")
 @click.option("--iterations", default="1,2,4,6,8", show_default=True, help="MPPI iterations.")
 @click.option(
@@ -91,7 +95,7 @@ def bundle_cmd(
     device: str,
     backend: str,
     threads: int,
-    cpus: str,
+    cpus: tuple[int, ...] | None,
     samples: str,
     iterations: str,
     precision: str,
@@ -145,7 +149,7 @@ def bundle_cmd(
 
     try:
         result = profile_bundle(
-            bundle, backend, device, out, cfg, threads=threads, cpus=_ints(cpus) if cpus else None,
+            bundle, backend, device, out, cfg, threads=threads, cpus=cpus,
             budgets=budget_ms, margin=margin, plots=not no_plots, progress=progress,
         )  # fmt: skip
     except (BundleError, BackendError) as err:

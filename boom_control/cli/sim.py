@@ -6,6 +6,7 @@ import json
 
 import click
 
+from boom_control.cli.params import CPU_LIST, pin_cpus
 from sim_bridge.server import BUSY_POLL_DEFAULT
 
 
@@ -68,6 +69,13 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
     help="Real time: periods without any action before the neutral action. "
     "[default: 10; 5 with --driver]",
 )
+@click.option(
+    "--cpus",
+    type=CPU_LIST,
+    default=None,
+    help="Pin the server to these CPUs, e.g. 0. A lockstep server and its client on one "
+    "shared CPU hand over without cross-CPU wake-ups (busy polling is then off).",
+)
 @click.option("--allow-remote", is_flag=True, help="Allow binding a non-loopback interface.")
 @click.option(
     "--curve-secret-key",
@@ -95,6 +103,7 @@ def sim(
     seed: int,
     on_late: str,
     watchdog: int | None,
+    cpus: tuple[int, ...] | None,
     allow_remote: bool,
     curve_secret_key: str | None,
     curve_clients: str | None,
@@ -114,6 +123,7 @@ def sim(
         raise click.UsageError("a robot cannot run lockstep: drop --mode or use realtime")
     if driver is not None and options:
         raise click.UsageError("-o/--option sets task options; it does not apply to --driver")
+    pin_cpus(cpus)  # before any thread (ZeroMQ's I/O thread included) is started
     mode = mode or ("realtime" if driver else "lockstep")
     watchdog = watchdog if watchdog is not None else (5 if driver else 10)
     try:
