@@ -33,6 +33,8 @@ def test_demo_runs_sim_control_and_report(tiny_bundle, tmp_path):
             "3",
             "--device",
             "cpu",
+            "--fit-seconds",
+            "5",
             "--port",
             str(_free_port()),
         ],
@@ -50,3 +52,11 @@ def test_demo_runs_sim_control_and_report(tiny_bundle, tmp_path):
     assert report  # statistics written
     assert any(p.suffix == ".png" for p in (out / "report").iterdir())
     assert "episode return" in proc.stdout + proc.stderr
+    # on CPU the planner was first fitted to the budget, and boom control ran with it
+    profile = json.loads((out / "profile" / "profile.json").read_text())
+    assert profile["cells"]
+    if (out / "profile" / "fitted_12ms.yaml").is_file():
+        assert "fitted_12ms.yaml" in proc.stderr
+    # pictures of the policy, when this machine can render offscreen
+    if "pictures failed" not in proc.stderr:
+        assert (out / "strip.png").stat().st_size > 1000

@@ -7,6 +7,8 @@ import time
 
 import click
 
+from boom_control.cli.params import backend_option
+
 CONFIG_KEYS = ("samples", "iterations", "budget_ms", "backend", "device", "threads", "bf16")
 
 
@@ -59,13 +61,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) 
     show_default=True,
     help="Planning budget per tick; the plan's action must be ready by then.",
 )
-@click.option(
-    "--backend",
-    type=click.Choice(["torch", "torchscript", "onnx", "cudagraph"]),
-    default="torch",
-    show_default=True,
-    help="Planner runtime (add --bf16 to torch for the fastest CPU plan).",
-)
+@backend_option("torch", "Planner runtime (add --bf16 to torch for the fastest CPU plan).")
 @click.option(
     "--device",
     default="auto",

@@ -1,10 +1,12 @@
 """``boom demo``: the whole pipeline in one command, what ``make demo`` runs.
 
-train (a small run, skipped when it exists) -> export (bundle + parity) -> ``boom sim`` in
-real time -> ``boom control`` at 50 Hz with MPPI under a deadline and the policy fallback
--> ``boom profile report`` of the run's telemetry. Every stage is the real command, run as
-its own process, so the output is exactly what a user sees running them by hand; the sim
-server is always shut down, also on errors and Ctrl-C.
+The shipped controller of the task (``boom_control/bundles``), or with ``--train`` a small
+fresh run exported to a bundle -> on CPU, ``boom profile --budget-ms`` fits the planner
+size to the budget -> ``boom sim`` in real time -> ``boom control`` at 50 Hz with MPPI
+under a deadline and the policy fallback -> ``boom profile report`` of the telemetry ->
+an image strip and video of the policy (``boom eval --strip --video``). Every stage is
+the real command, run as its own process, so the output is exactly what a user sees
+running them by hand; the sim server is always shut down, also on errors and Ctrl-C.
 """
 
 from __future__ import annotations
@@ -16,16 +18,78 @@ from pathlib import Path
 
 import click
 
+from boom_control.cli.params import backend_option
+
 
 def _boom(*args: str) -> list[str]:
     return [sys.executable, "-m", "boom_control", *args]
 
 
-def _run(step: str, cmd: list[str]) -> None:
+def _run(step: str, cmd: list[str], required: bool = True) -> bool:
     click.secho(f"\n== {step}: {' '.join(cmd[2:])}", bold=True, err=True)
     code = subprocess.call(cmd)
-    if code != 0:
+    if code != 0 and required:
         raise click.ClickException(f"{step} failed (exit code {code})")
+    if code != 0:
+        click.secho(f"{step} failed (exit code {code}); going on without it", fg="yellow", err=True)
+    return code == 0
+
+
+def _shipped_for(task: str) -> Path | None:
+    """The shipped bundle of ``task`` (``h1:stand`` -> ``h1-stand``), if there is one."""
+    from boom_control.bundles import shipped
+
+    return shipped().get(task.replace(":", "-"))
+
+
+def _uses_cuda(device: str) -> bool:
+    if device == "cpu":
+        return False
+    import torch
+
+    return device.startswith("cuda") or torch.cuda.is_available()
+
+
+def _fit_budget(
+    bundle: Path, out: Path, budget_ms: float, backend: str, seconds: float
+) -> Path | None:
+    """Sweep small planner settings on this CPU; the fitted YAML, or None if none fits."""
+    folder = out / "profile"
+    _run(
+        "fit the planner to the budget",
+        _boom(
+            "profile",
+            "bundle",
+            str(bundle),
+            "--device",
+            "cpu",
+            "--backend",
+            backend,
+            "--samples",
+            "16,32,64,128,256",
+            "--iterations",
+            "1,2,3,4",
+            "--precision",
+            "fp32",
+            "--max-seconds",
+            f"{seconds:g}",
+            "--budget-ms",
+            f"{budget_ms:g}",
+            "--no-plots",
+            "--out",
+            str(folder),
+        ),
+    )
+    fitted = folder / f"fitted_{budget_ms:g}ms.yaml"
+    if not fitted.is_file():
+        click.secho(
+            f"no planner setting fits {budget_ms:g} ms on this CPU: the controller will "
+            "send the policy's action whenever the plan is late",
+            fg="yellow",
+            err=True,
+        )
+        return None
+    return fitted
 
 
 @click.command()
@@ -41,33 +105,69 @@ def _run(step: str, cmd: list[str]) -> None:
     "--bundle",
     type=click.Path(exists=True, path_type=Path),
     default=None,
-    help="Control this bundle instead of training and exporting one.",
+    help="Control this bundle [default: the task's shipped bundle].",
 )
 @click.option(
-    "--train-steps", default=1500, show_default=True, help="Agent steps of the small training run."
+    "--train",
+    is_flag=True,
+    help="Train a small fresh run and export it instead of using a shipped bundle "
+    "(the default when the task has none).",
+)
+@click.option(
+    "--train-steps", default=1500, show_default=True, help="Agent steps of the --train run."
 )
 @click.option("--seconds", default=20.0, show_default=True, help="Seconds of real-time control.")
 @click.option("--rate", default=50.0, show_default=True, help="Control rate (Hz).")
 @click.option("--budget-ms", default=12.0, show_default=True, help="Planning budget per tick.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda or auto.")
+@backend_option("torch", "Planner runtime of boom control (and of the fit).")
+@click.option(
+    "--fit/--no-fit",
+    default=True,
+    show_default=True,
+    help="On CPU, fit samples x iterations to the budget with `boom profile` first.",
+)
+@click.option(
+    "--fit-seconds", default=40.0, show_default=True, help="Time cap of the fitting sweep."
+)
+@click.option(
+    "--render/--no-render",
+    default=True,
+    show_default=True,
+    help="Write an image strip and a video of the policy (needs offscreen OpenGL).",
+)
 @click.option("--port", default=5599, show_default=True, help="Loopback port of the sim server.")
 def demo(
     task: str,
     out: Path,
     bundle: Path | None,
+    train: bool,
     train_steps: int,
     seconds: float,
     rate: float,
     budget_ms: float,
     device: str,
+    backend: str,
+    fit: bool,
+    fit_seconds: float,
+    render: bool,
     port: int,
 ) -> None:
-    """Train -> export -> simulate -> control at 50 Hz -> latency report, end to end."""
+    """Shipped (or freshly trained) controller -> simulate -> control at 50 Hz -> latency
+    report and pictures, end to end."""
     import logging
 
     from sim_bridge.testing import wait_ready
 
+    if bundle is not None and train:
+        raise click.UsageError("--bundle and --train exclude each other")
     out.mkdir(parents=True, exist_ok=True)
+    if bundle is None and not train:
+        bundle = _shipped_for(task)
+        if bundle is not None:
+            click.echo(f"using the shipped controller {bundle}", err=True)
+        else:
+            click.echo(f"no shipped controller for {task}: training a small one", err=True)
     if bundle is None:
         run = out / "run"
         if not (run / "checkpoints" / "latest.pt").is_file():
@@ -89,6 +189,9 @@ def demo(
             click.echo(f"using the existing run {run}", err=True)
         bundle = out / "bundle"
         _run("export", _boom("export", str(run), "--out", str(bundle), "--overwrite"))
+    fitted = None
+    if fit and not _uses_cuda(device):
+        fitted = _fit_budget(bundle, out, budget_ms, backend, fit_seconds)
     endpoint = f"tcp://127.0.0.1:{port}"
     telemetry = out / "control.jsonl"
     click.secho(f"\n== sim: {task} in real time on {endpoint}", bold=True, err=True)
@@ -123,8 +226,11 @@ def demo(
                 f"{seconds:g}",
                 "--device",
                 device,
+                "--backend",
+                backend,
                 "--telemetry",
                 str(telemetry),
+                *(["--config", str(fitted)] if fitted else []),
             ),
         )
     finally:
@@ -134,4 +240,21 @@ def demo(
         except subprocess.TimeoutExpired:
             sim.kill()
     _run("report", _boom("profile", "report", str(telemetry), "--out", str(out / "report")))
-    click.echo(f"\ndemo outputs in {out}/ (bundle, control.jsonl, report/)", err=True)
+    pictures = ""
+    if render:
+        args = ["--policy-only", "--episodes", "1", "--max-steps", "500", "--device", "cpu"]
+        if _run(
+            "pictures",
+            _boom(
+                "eval",
+                str(bundle),
+                *args,
+                "--strip",
+                str(out / "strip.png"),
+                "--video",
+                str(out / "policy.mp4"),
+            ),
+            required=False,
+        ):
+            pictures = ", strip.png, policy.mp4"
+    click.echo(f"\ndemo outputs in {out}/ (control.jsonl, report/{pictures})", err=True)

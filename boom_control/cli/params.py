@@ -32,3 +32,14 @@ def pin_cpus(cpus: tuple[int, ...] | None) -> None:
     """Restrict this process (and the threads it starts from now on) to ``cpus``."""
     if cpus:
         os.sched_setaffinity(0, set(cpus))
+
+
+def backend_option(default: str, help: str):
+    """``--backend``: the planner runtimes ``boom control`` can run."""
+    return click.option(
+        "--backend",
+        type=click.Choice(["torch", "torchscript", "onnx", "cudagraph"]),
+        default=default,
+        show_default=True,
+        help=help,
+    )

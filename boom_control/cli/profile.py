@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from boom_control.cli.params import CPU_LIST
+from boom_control.cli.params import CPU_LIST, backend_option
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -46,13 +46,7 @@ def profile() -> None:
 @profile.command("bundle")
 @click.argument("bundle", type=click.Path(exists=True, path_type=Path))
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
-@click.option(
-    "--backend",
-    type=click.Choice(["torch", "torchscript", "onnx", "cudagraph"]),
-    default="onnx",
-    show_default=True,
-    help="Planner runtime (the same backends as boom control).",
-)
+@backend_option("onnx", "Planner runtime (the same backends as boom control).")
 @click.option("--threads", type=int, default=0, show_default=True, help="CPU threads (0: default).")
 @click.option(
     "--cpus", type=CPU_LIST, default=None, help="Pin the process to these CPUs, e.g. 0,1."
