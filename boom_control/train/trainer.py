@@ -59,7 +59,8 @@ class Trainer:
     Args:
         cfg: the run's config (``cfg.run_dir`` must be set).
         env_factory: ``seed -> Env``; called for the training and the evaluation env.
-        agent_factory: ``EnvSpec -> agent`` with ``act``/``update``/``state_dict``.
+        agent_factory: ``EnvSpec -> agent`` with ``act``/``update``/``state_dict`` (and
+            ``overlap``/``sync_acting`` for ``overlap_update``).
         buffer_factory: ``EnvSpec -> ReplayBuffer``.
         logger: where metrics go.
     """
@@ -200,7 +201,7 @@ class Trainer:
             metrics = pending.result()  # an update error surfaces here
         self.step += 1
         self._record(metrics)
-        self.agent.sync_acting()
+        self._sync_acting()
         if self._count >= self.cfg.log_every:
             self._flush("train")
 
@@ -212,12 +213,17 @@ class Trainer:
             for _ in range(self.seed_steps):
                 self._update()
             self._flush("pretrain")
-            self.agent.sync_acting()
+            self._sync_acting()
         elif self.step > learn_from:
             self._update()
-            self.agent.sync_acting()
+            self._sync_acting()
             if self._count >= self.cfg.log_every:
                 self._flush("train")
+
+    def _sync_acting(self) -> None:
+        """With ``overlap_update``, give acting the weights of the latest update."""
+        if self._overlap is not None:
+            self.agent.sync_acting()
 
     def _update(self) -> None:
         self._record(self.agent.update(self.buffer.sample()))
