@@ -112,6 +112,25 @@ def _versions() -> dict[str, str]:
     }
 
 
+def exportable(model: WorldModel) -> WorldModel:
+    """``model`` with the exact Mish everywhere (the same weights).
+
+    A model trained with ``model.mish=fast`` computes Mish with a custom autograd
+    function that neither the ONNX exporter nor TorchScript can trace; both forms are the
+    same function (to ~1e-7), so the bundle is built from an exact-Mish twin.
+    """
+    if model.cfg.mish == "exact":
+        return model
+    twin = WorldModel(
+        model.obs_dim,
+        model.action_dim,
+        dataclasses.replace(model.cfg, mish="exact"),
+        model.terminates,
+    )
+    twin.load_state_dict(model.state_dict())
+    return twin.eval()
+
+
 def export_bundle(
     model: WorldModel,
     env: Env,
@@ -143,7 +162,7 @@ def export_bundle(
     out = Path(out)
     if out.exists() and not overwrite:
         raise BundleError(f"{out} exists; pass --overwrite to replace it")
-    model = model.to("cpu").eval()
+    model = exportable(model.to("cpu").eval())
     spec = env.spec
     consts = PlanConstants.build(
         planner_cfg, spec.action_dim, gamma, model.cfg.num_q, torch.device("cpu"), spec.terminates

@@ -168,3 +168,24 @@ def test_parity_failure_writes_no_bundle(run_dir, tmp_path):
 def test_existing_bundle_needs_overwrite(run_dir, bundle_dir):
     result = CliRunner().invoke(cli, ["export", str(run_dir), "--out", str(bundle_dir)])
     assert result.exit_code != 0 and "--overwrite" in result.output
+
+
+def test_fast_mish_models_export_through_an_exact_twin():
+    from boom_control.agent import ModelConfig
+    from boom_control.agent.world_model import WorldModel
+    from export.exporter import exportable
+
+    cfg = ModelConfig(enc_dim=32, mlp_dim=32, latent_dim=16, num_q=2, mish="fast")
+    fast = WorldModel(9, 3, cfg, terminates=True).eval()
+    exact = exportable(fast)
+    assert exact is not fast and exact.cfg.mish == "exact"
+    assert exportable(exact) is exact
+    for key, value in fast.state_dict().items():
+        assert torch.equal(value, exact.state_dict()[key]), key
+    obs = torch.randn(5, 9)
+    z_fast, z_exact = fast.encode(obs), exact.encode(obs)
+    assert torch.allclose(z_fast, z_exact, atol=1e-6)
+    a = torch.zeros(5, 3)
+    assert torch.allclose(fast.next(z_fast, a), exact.next(z_exact, a), atol=1e-6)
+    # and the exact twin traces (the fast form's autograd function does not)
+    torch.jit.trace(exact._encoder, obs)
