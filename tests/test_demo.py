@@ -60,3 +60,16 @@ def test_demo_runs_sim_control_and_report(tiny_bundle, tmp_path):
     # pictures of the policy, when this machine can render offscreen
     if "pictures failed" not in proc.stderr:
         assert (out / "strip.png").stat().st_size > 1000
+
+
+def test_demo_picks_the_shipped_controller_and_refuses_contradictions(tiny_bundle):
+    from click.testing import CliRunner
+
+    from boom_control.bundles import shipped
+    from boom_control.cli import cli
+    from boom_control.cli.demo import _shipped_for
+
+    assert _shipped_for("h1:stand") == shipped().get("h1-stand")
+    assert _shipped_for("dmc:no-such-task") is None
+    result = CliRunner().invoke(cli, ["demo", "--bundle", str(tiny_bundle), "--train"])
+    assert result.exit_code == 2 and "exclude each other" in result.output
