@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from boom_control.agent.types import PlanState
+from boom_control.config import ConfigError
 from boom_control.envs import ActionMapping, Env, EnvSpec, ObservationContract, ObsField
 from boom_control.train.buffer import ReplayBuffer
 from boom_control.train.checkpoint import load_checkpoint, save_checkpoint
@@ -208,3 +210,27 @@ def test_resume_without_buffer_restarts_seed_phase(tmp_path, caplog):
     # 20 fresh seed steps (no training acts), then pretraining (20) and 10 updates
     assert c.updates == 30 + 20 and [a for a in c.agent.acts if not a[0]] == []
     assert c.buffer.transitions == 20
+
+
+def test_time_limit_stops_with_a_checkpoint_and_resume_finishes_the_run(tmp_path):
+    full = make_trainer(tmp_path / "full", "steps=44", "checkpoint_every=1000")
+    assert full.run() is True
+    part = make_trainer(tmp_path / "cut", "steps=44", "checkpoint_every=1000")
+    part.cfg = dataclasses.replace(part.cfg, time_limit_minutes=1e-9)  # stops after step 1
+    assert part.run() is False
+    part.logger.close()
+    assert 0 < part.step < 44
+    saved = load_checkpoint(tmp_path / "cut" / "checkpoints" / "latest.pt")
+    assert saved["step"] == part.step
+    # the saved config keeps the limit; lift it for the rest of the run
+    rest = make_trainer(
+        tmp_path / "cut",
+        "steps=44",
+        "checkpoint_every=1000",
+        "resume=true",
+        "time_limit_minutes=null",
+    )
+    assert rest.run() is True and rest.step == 44
+    assert torch.equal(full.agent.net.weight, rest.agent.net.weight)
+    with pytest.raises(ConfigError, match="time_limit_minutes"):
+        make_trainer(tmp_path / "bad", "time_limit_minutes=0")

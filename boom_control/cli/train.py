@@ -46,13 +46,16 @@ def train(overrides: tuple[str, ...], presets: tuple[str, ...]) -> None:
     click.echo(f"task: {cfg.task}  model: {cfg.model.preset}  steps: {cfg.steps}  seed: {cfg.seed}")
     trainer = build_trainer(cfg, device)
     try:
-        trainer.run()
+        finished = trainer.run()
     finally:
         trainer.logger.close()
+    state = "done" if finished else f"stopped by time_limit_minutes at step {trainer.step}"
     click.echo(
-        f"done: {trainer.step} steps, {trainer.updates} updates; last eval return "
+        f"{state}: {trainer.step} steps, {trainer.updates} updates; last eval return "
         f"(planner) {trainer.last_eval:.1f}"
     )
+    if not finished:
+        click.echo(f"continue with: boom train run_dir={run_dir} resume=true")
     if (run_dir / "curve.png").is_file():
         click.echo(f"learning curve: {run_dir / 'curve.png'}")
 

@@ -60,6 +60,10 @@ class TrainConfig:
     """Average training metrics over this many updates per log row."""
     log_tensorboard: bool = True
     """Also write TensorBoard events when the tensorboard package is installed."""
+    time_limit_minutes: float | None = None
+    """Stop this invocation after this much wall time (checkpoint written), for runs split
+    into parts: ``resume=true`` continues it, again for at most this long unless
+    overridden (``time_limit_minutes=null`` lifts it). None: run until ``steps``."""
     overlap_update: bool = False
     """Run each step's update in a background thread while the planner acts (uses a
     second core, or the CPU while the GPU plans). The update then samples its batch just
@@ -82,6 +86,8 @@ class TrainConfig:
             raise ConfigError(f"seed_steps must be >= 0, got {self.seed_steps}")
         if self.buffer_capacity is not None and self.buffer_capacity < 1:
             raise ConfigError(f"buffer_capacity must be >= 1, got {self.buffer_capacity}")
+        if self.time_limit_minutes is not None and not self.time_limit_minutes > 0:
+            raise ConfigError(f"time_limit_minutes must be > 0, got {self.time_limit_minutes}")
         if self.resume and not self.run_dir:
             raise ConfigError("resume=true needs run_dir=<folder of the run to continue>")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -111,9 +112,18 @@ class Trainer:
         self._count = 0
 
     # ------------------------------------------------------------------ loop
-    def run(self) -> None:
-        """Train until ``cfg.steps`` agent steps, evaluating and checkpointing on the way."""
+    def run(self) -> bool:
+        """Train until ``cfg.steps`` agent steps, evaluating and checkpointing on the way.
+
+        Returns False when ``cfg.time_limit_minutes`` stopped the run first (a checkpoint
+        to resume from is written), True when it reached ``cfg.steps``.
+        """
         cfg = self.cfg
+        stop_at = (
+            None
+            if cfg.time_limit_minutes is None
+            else time.monotonic() + 60.0 * cfg.time_limit_minutes
+        )
         if cfg.resume:
             self.resume()
         dump_yaml(cfg, self.run_dir / "config.yaml")  # a later resume starts from these values
@@ -137,6 +147,17 @@ class Trainer:
                     bar.set_postfix(eval_return=f"{self.last_eval:.1f}", refresh=False)
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                     self.save()
+                elif stop_at is not None and time.monotonic() > stop_at:
+                    self.save()
+                    log.info(
+                        "time limit of %g min reached at step %d of %d; continue with: "
+                        "boom train run_dir=%s resume=true",
+                        cfg.time_limit_minutes,
+                        self.step,
+                        cfg.steps,
+                        self.run_dir,
+                    )
+                    break
         finally:
             bar.close()
             if self._overlap is not None:
@@ -146,6 +167,7 @@ class Trainer:
                 plot_run(self.run_dir)
             except Exception as err:  # a missing figure must not fail a finished run
                 log.warning("could not draw the learning curve: %s", err)
+        return self.step >= cfg.steps
 
     def env_step(self) -> None:
         """One interaction: random action in the seed phase, the planner's afterwards."""
