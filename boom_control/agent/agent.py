@@ -114,6 +114,7 @@ class Agent:
         # acting: the learner's weights and torch's global RNG until overlap() is called
         self.act_model = self.model
         self.act_generator: torch.Generator | None = None
+        self._act_pairs: list[tuple[torch.Tensor, torch.Tensor]] = []  # (acting, learner)
 
     def overlap(self, seed: int) -> None:
         """Let :meth:`update` run in another thread while :meth:`act` plans.
@@ -124,16 +125,16 @@ class Agent:
         """
         if self.act_model is self.model:
             self.act_model = copy.deepcopy(self.model).requires_grad_(False).eval()
+            learner = self.model.state_dict()  # tensors sharing the parameters' storage
+            self._act_pairs = [(t, learner[k]) for k, t in self.act_model.state_dict().items()]
         self.act_generator = torch.Generator(device=self.device)
         self.act_generator.manual_seed(int(seed))
 
     @torch.no_grad()
     def sync_acting(self) -> None:
         """Copy the learner's weights into the acting copy (no-op without :meth:`overlap`)."""
-        if self.act_model is not self.model:
-            learner = self.model.state_dict()
-            for name, tensor in self.act_model.state_dict().items():
-                tensor.copy_(learner[name])
+        for acting, learner in self._act_pairs:
+            acting.copy_(learner)
 
     def initial_plan_state(self) -> PlanState:
         """Plan state for the first step of an episode."""
