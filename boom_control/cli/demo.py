@@ -71,6 +71,8 @@ def _fit_budget(
             "1,2,3,4",
             "--precision",
             "fp32",
+            "--threads",
+            "1",
             "--max-seconds",
             f"{seconds:g}",
             "--budget-ms",
@@ -120,7 +122,9 @@ def _fit_budget(
 @click.option("--rate", default=50.0, show_default=True, help="Control rate (Hz).")
 @click.option("--budget-ms", default=12.0, show_default=True, help="Planning budget per tick.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda or auto.")
-@backend_option("torch", "Planner runtime of boom control (and of the fit).")
+@backend_option(
+    None, "Planner runtime of boom control (and of the fit) [default: onnx on CPU, torch on CUDA]."
+)
 @click.option(
     "--fit/--no-fit",
     default=True,
@@ -147,7 +151,7 @@ def demo(
     rate: float,
     budget_ms: float,
     device: str,
-    backend: str,
+    backend: str | None,
     fit: bool,
     fit_seconds: float,
     render: bool,
@@ -189,8 +193,11 @@ def demo(
             click.echo(f"using the existing run {run}", err=True)
         bundle = out / "bundle"
         _run("export", _boom("export", str(run), "--out", str(bundle), "--overwrite"))
+    cuda = _uses_cuda(device)
+    # at the small batches that fit a CPU budget the fused ONNX graph has the least overhead
+    backend = backend or ("torch" if cuda else "onnx")
     fitted = None
-    if fit and not _uses_cuda(device):
+    if fit and not cuda:
         fitted = _fit_budget(bundle, out, budget_ms, backend, fit_seconds)
     endpoint = f"tcp://127.0.0.1:{port}"
     telemetry = out / "control.jsonl"

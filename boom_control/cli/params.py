@@ -34,12 +34,12 @@ def pin_cpus(cpus: tuple[int, ...] | None) -> None:
         os.sched_setaffinity(0, set(cpus))
 
 
-def backend_option(default: str, help: str):
+def backend_option(default: str | None, help: str):
     """``--backend``: the planner runtimes ``boom control`` can run."""
     return click.option(
         "--backend",
         type=click.Choice(["torch", "torchscript", "onnx", "cudagraph"]),
         default=default,
-        show_default=True,
+        show_default=default is not None,
         help=help,
     )

@@ -1,0 +1,77 @@
+"""The bundles shipped in ``boom_control/bundles``: intact, in parity, and better than nothing.
+
+Every shipped bundle must load (checksums verified), pass a fresh parity check of its
+ONNX and TorchScript parts against the eager model on observations recorded from its task,
+and its policy alone must keep an H1 upright longer than the zero action does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from boom_control.bundles import shipped, shipped_bundle
+from boom_control.envs import make_env
+from export.bundle import load_bundle
+from export.parity import parity_report
+
+BUNDLES = sorted(shipped())
+SEEDS = (101, 102, 103)  # not among the seeds the shipped checkpoint was picked on
+
+
+def test_at_least_one_h1_controller_is_shipped() -> None:
+    assert any(load_bundle(shipped()[n]).task_id.startswith("h1:") for n in BUNDLES)
+    with pytest.raises(KeyError, match="shipped"):
+        shipped_bundle("no-such-bundle")
+
+
+def _episode_length(env, act, seed: int) -> tuple[int, float]:
+    obs, _ = env.reset(seed=seed)
+    total, steps = 0.0, 0
+    while True:
+        obs, reward, terminated, truncated, _ = env.step(act(obs))
+        total += reward
+        steps += 1
+        if terminated or truncated:
+            return steps, total
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_shipped_bundle_loads_and_is_in_parity(name: str) -> None:
+    bundle = load_bundle(shipped_bundle(name))  # verifies every checksum
+    env = make_env(bundle.task_id, seed=0)
+    model = bundle.model("torch")
+    obs, _ = env.reset(seed=5)
+    recorded = []
+    for _ in range(32):  # observations of the policy's own trajectory
+        recorded.append(obs)
+        o = torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0)
+        z = model.encode(o)
+        action = model.pi(z, torch.zeros(1, bundle.action_dim))[1]["mean"][0].numpy()
+        obs, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            obs, _ = env.reset(seed=6)
+    obs_t = torch.as_tensor(np.stack(recorded), dtype=torch.float32)
+    report = parity_report(model, bundle.root, bundle.meta, obs_t, bundle.plan_constants(), 1e-4)
+    assert report["passed"], report["failures"]
+
+
+@pytest.mark.parametrize("name", [n for n in BUNDLES if n.startswith("h1-")])
+def test_shipped_h1_policy_stays_up_longer_than_zero_action(name: str) -> None:
+    bundle = load_bundle(shipped_bundle(name))
+    model = bundle.model("torch")
+    env = make_env(bundle.task_id, seed=0)
+    zeros = np.zeros(bundle.action_dim)
+
+    @torch.no_grad()
+    def policy(obs: np.ndarray) -> np.ndarray:
+        z = model.encode(torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0))
+        return model.pi(z, torch.zeros(1, bundle.action_dim))[1]["mean"][0].numpy()
+
+    trained = [_episode_length(env, policy, s) for s in SEEDS]
+    idle = [_episode_length(env, lambda _: zeros, s) for s in SEEDS]
+    trained_len = np.mean([n for n, _ in trained])
+    idle_len = np.mean([n for n, _ in idle])
+    assert trained_len > 1.2 * idle_len, (trained, idle)
+    assert np.mean([r for _, r in trained]) > np.mean([r for _, r in idle])
