@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from boom_control.agent import Agent, AgentConfig, Batch, ModelConfig, PlannerConfig, WorldModel
+from boom_control.agent.compiled import compile_fn, release_gil_in_cpu_kernels
 from boom_control.agent.ops import mish_fast
 from boom_control.agent.planner import (
     PlanConstants,
@@ -132,13 +133,25 @@ def test_compiled_plan_iteration_matches_eager():
     consts = PlanConstants.build(SMALL_PLAN, 3, 0.99, 2, CPU)
     z = model.encode(torch.randn(1, 5)).detach()
     noise = draw_noise(consts, CPU, torch.Generator().manual_seed(1))
-    compiled = torch.compile(plan_iteration, dynamic=False)
+    compiled = compile_fn(plan_iteration)
     with torch.no_grad():
         ref = plan(model, z, initial_state(consts, CPU), consts, False, noise)
         out = plan(model, z, initial_state(consts, CPU), consts, False, noise, compiled)
     for a, b in zip(ref[:3], out[:3], strict=True):
         assert torch.allclose(a, b, atol=1e-5)
     assert torch.allclose(ref[3].mean, out[3].mean, atol=1e-5)
+
+
+def test_compiled_cpu_kernels_release_the_gil():
+    from torch._inductor import codecache
+
+    assert release_gil_in_cpu_kernels()
+    source = codecache.CppPythonBindingsCodeCache.call_entry_function.format("a, b")
+    assert "PyEval_SaveThread" in source and "std::bind(kernel, a, b)" in source
+    # kernels built from the patched bindings compute what eager computes
+    fn = compile_fn(lambda x: torch.nn.functional.layer_norm(x * 2 + 1, (7,)).sigmoid())
+    x = torch.randn(33, 7)
+    assert torch.allclose(fn(x), torch.nn.functional.layer_norm(x * 2 + 1, (7,)).sigmoid())
 
 
 @pytest.mark.slow

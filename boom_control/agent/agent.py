@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from boom_control.agent.compiled import compile_fn
 from boom_control.agent.config import AgentConfig, ModelConfig, PlannerConfig
 from boom_control.agent.losses import LossConstants, policy_loss, world_model_loss
 from boom_control.agent.planner import (
@@ -44,16 +45,6 @@ def _precision_context(
     if precision == "fp32":
         return contextlib.nullcontext
     return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
-
-
-def _compiled(fn: Callable) -> Callable:
-    """``fn`` through torch.compile (inductor, static shapes). Random ops fall back to eager
-    kernels so dropout and policy noise draw exactly what the eager code draws."""
-    import torch._inductor.config as inductor_config
-
-    inductor_config.fallback_random = True
-    # inductor's joint-graph pattern matcher fails on the loss graphs (torch 2.13)
-    return torch.compile(fn, dynamic=False, options={"pattern_matcher": False})
 
 
 class Agent:
@@ -106,11 +97,11 @@ class Agent:
         # speed options, resolved once
         self._plan_precision = _precision_context(planner_cfg.precision, self.device)
         self._update_precision = _precision_context(agent_cfg.precision, self.device)
-        self._plan_iteration = _compiled(plan_iteration) if planner_cfg.compile else plan_iteration
+        self._plan_iteration = compile_fn(plan_iteration) if planner_cfg.compile else plan_iteration
         self._world_model_loss = (
-            _compiled(world_model_loss) if agent_cfg.compile else world_model_loss
+            compile_fn(world_model_loss) if agent_cfg.compile else world_model_loss
         )
-        self._policy_loss = _compiled(policy_loss) if agent_cfg.compile else policy_loss
+        self._policy_loss = compile_fn(policy_loss) if agent_cfg.compile else policy_loss
         # acting: the learner's weights and torch's global RNG until overlap() is called
         self.act_model = self.model
         self.act_generator: torch.Generator | None = None
