@@ -50,6 +50,8 @@ class PointEnv(Env):
 class StubAgent:
     """Linear policy + reward regressor; records what the trainer asks of it."""
 
+    device = torch.device("cpu")
+
     def __init__(self, spec: EnvSpec) -> None:
         self.net = torch.nn.Linear(spec.obs_dim, spec.action_dim)
         self.opt = torch.optim.SGD(self.net.parameters(), lr=0.01)
@@ -59,7 +61,7 @@ class StubAgent:
     def initial_plan_state(self):
         return PlanState(torch.zeros(3, 1), torch.tensor(False))
 
-    def act(self, obs, ps, eval_mode, use_planner=True):
+    def act(self, obs, ps, eval_mode, use_planner=True, generator=None):
         self.acts.append((eval_mode, use_planner))
         with torch.no_grad():
             mu = torch.tanh(self.net(torch.as_tensor(obs)))

@@ -133,7 +133,12 @@ class Agent:
 
     @torch.no_grad()
     def act(
-        self, obs: np.ndarray, plan_state: PlanState, eval_mode: bool, use_planner: bool = True
+        self,
+        obs: np.ndarray,
+        plan_state: PlanState,
+        eval_mode: bool,
+        use_planner: bool = True,
+        generator: torch.Generator | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, PlanState]:
         """Choose an action for one observation.
 
@@ -142,10 +147,13 @@ class Agent:
             plan_state: warm start (``initial_plan_state()`` at the start of an episode).
             eval_mode: planner mean / policy ``tanh(mean)`` instead of a sampled action.
             use_planner: False -> the policy alone (mu = action, std = zeros, state unchanged).
+            generator: draw the randomness from this generator (on ``device``) instead of
+                acting's own (see :meth:`overlap`) or torch's global one.
         Returns:
             action (A,), mu (A,), std (A,) as float32 arrays, and the next plan state.
         """
-        model, g = self.act_model, self.act_generator
+        model = self.act_model
+        g = self.act_generator if generator is None else generator
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(1, -1)
         z = model.encode(obs_t)
         if use_planner:

@@ -67,6 +67,14 @@ def train(overrides: tuple[str, ...], presets: tuple[str, ...]) -> None:
 @click.option("--seed", type=int, default=None, help="Evaluation seed (default: the run's).")
 @click.option("--threads", type=int, default=0, show_default=True, help="CPU threads (0: default).")
 @click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Episodes run at once, one thread each (0: one per free CPU, 2 on a GPU). "
+    "Returns do not depend on it.",
+)
+@click.option(
     "--video",
     type=click.Path(dir_okay=False),
     default=None,
@@ -92,6 +100,7 @@ def evaluate(
     device: str,
     seed: int | None,
     threads: int,
+    workers: int,
     video: str | None,
     strip: str | None,
     width: int,
@@ -128,7 +137,7 @@ def evaluate(
     from export.bundle import BundleError
 
     try:
-        res = evaluate_source(source, episodes=episodes, device=device, seed=seed)
+        res = evaluate_source(source, episodes=episodes, device=device, seed=seed, workers=workers)
     except BundleError as err:
         raise click.ClickException(str(err)) from None
     s = res.scores

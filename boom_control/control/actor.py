@@ -25,22 +25,34 @@ class BackendActor:
         self.backend = backend
         self.generator = torch.Generator(device=backend.device).manual_seed(seed)
 
+    @property
+    def device(self) -> torch.device:
+        """Where the backend computes (generators passed to :meth:`act` live there)."""
+        return self.backend.device
+
     def initial_plan_state(self) -> PlanState:
         return initial_state(self.backend.consts, self.backend.device)
 
     @torch.inference_mode()
     def act(
-        self, obs: np.ndarray, state: PlanState, eval_mode: bool = True, use_planner: bool = True
+        self,
+        obs: np.ndarray,
+        state: PlanState,
+        eval_mode: bool = True,
+        use_planner: bool = True,
+        generator: torch.Generator | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, PlanState]:
         """``obs (O,)`` -> action, mu, std ``(A,)`` float32 and the next plan state.
 
         Always deterministic (the backends select in eval mode); ``eval_mode`` is accepted
         for the evaluation interface. Without the planner: mu = action, std = zeros.
+        Planning noise comes from ``generator`` when given, else from the actor's own.
         """
         b = self.backend
         z = b.encode(torch.as_tensor(obs, dtype=torch.float32, device=b.device).reshape(1, -1))
         if use_planner:
-            action, mu, std, state = b.plan(z, state, b.draw_noise(self.generator))
+            g = self.generator if generator is None else generator
+            action, mu, std, state = b.plan(z, state, b.draw_noise(g))
         else:
             action = b.policy_action(z)
             mu, std = action, torch.zeros_like(action)

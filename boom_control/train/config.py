@@ -44,6 +44,10 @@ class TrainConfig:
     """Evaluate every this many agent steps (and at step 0)."""
     eval_episodes: int = 10
     """Episodes per evaluation, for the planner and again for the policy alone."""
+    eval_workers: int = 0
+    """Evaluation episodes run at once, each in its own thread with its own environment;
+    0 = one per free CPU (CPUs / torch threads; 2 on a GPU), at most eval_episodes. The
+    returns do not depend on it: each episode's planner noise is seeded by its reset seed."""
     eval_at_start: bool = True
     """Also evaluate the untrained agent at step 0 (the first point of the curve)."""
     checkpoint_every: int = 100_000
@@ -82,6 +86,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.steps < 0:
             raise ConfigError(f"steps must be >= 0, got {self.steps}")
+        if self.eval_workers < 0:
+            raise ConfigError(f"eval_workers must be >= 0 (0: automatic), got {self.eval_workers}")
         if self.seed_steps is not None and self.seed_steps < 0:
             raise ConfigError(f"seed_steps must be >= 0, got {self.seed_steps}")
         if self.buffer_capacity is not None and self.buffer_capacity < 1:

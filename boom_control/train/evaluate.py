@@ -4,7 +4,9 @@ and bundles."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -16,18 +18,50 @@ log = logging.getLogger(__name__)
 
 
 class Actor(Protocol):
-    """What evaluation needs from an agent."""
+    """What evaluation needs from an agent. ``act`` draws its planning noise from
+    ``generator`` when one is given (a generator on ``device``)."""
+
+    device: torch.device
 
     def initial_plan_state(self) -> Any: ...
 
     def act(
-        self, obs: np.ndarray, state: Any, eval_mode: bool, use_planner: bool = True
+        self,
+        obs: np.ndarray,
+        state: Any,
+        eval_mode: bool,
+        use_planner: bool = True,
+        generator: torch.Generator | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]: ...
 
 
 def eval_seeds(seed: int, episodes: int) -> list[int]:
     """Fixed reset seeds of the evaluation episodes of a run (the same at every evaluation)."""
     return [int(s) for s in np.random.SeedSequence([seed, 3]).generate_state(episodes)]
+
+
+def default_workers(episodes: int, device: torch.device | str = "cpu") -> int:
+    """Episodes to run at once: one per free CPU (CPUs / torch's threads) on CPU, two on a
+    GPU (each thread's Python overhead hides the other's), never more than ``episodes``."""
+    if torch.device(device).type == "cpu":
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        workers = max(1, (cpus or 1) // max(1, torch.get_num_threads()))
+    else:
+        workers = 2
+    return max(1, min(workers, episodes))
+
+
+def parallel_envs(task_id: str) -> bool:
+    """Whether several environments of ``task_id`` are independent (not so for ``zmq:``
+    tasks: every connection to a lockstep server steps the same simulation)."""
+    return not task_id.startswith("zmq:")
+
+
+def episode_generator(agent: Actor, seed: int) -> torch.Generator:
+    """The planning-noise generator of the evaluation episode with reset seed ``seed``."""
+    g = torch.Generator(device=agent.device)
+    g.manual_seed(int(seed))
+    return g
 
 
 @torch.no_grad()
@@ -41,14 +75,20 @@ def run_episode(
 ) -> tuple[float, int]:
     """Return and length of one deterministic (``eval_mode``) episode from reset seed
     ``seed``, stopped after ``max_steps`` steps when given. ``on_step(t)`` is called after
-    the reset (t = 0) and after every step t = 1, 2, ... (e.g. to render a frame)."""
+    the reset (t = 0) and after every step t = 1, 2, ... (e.g. to render a frame).
+
+    The planner draws its noise from :func:`episode_generator`, so an episode's return
+    depends only on the weights and ``seed`` (not on other episodes or training)."""
     obs, _ = env.reset(seed=int(seed))
     state = agent.initial_plan_state()
+    g = episode_generator(agent, seed) if use_planner else None
     total, done, t = 0.0, False, 0
     if on_step is not None:
         on_step(0)
     while not done:
-        action, _, _, state = agent.act(obs, state, eval_mode=True, use_planner=use_planner)
+        action, _, _, state = agent.act(
+            obs, state, eval_mode=True, use_planner=use_planner, generator=g
+        )
         obs, reward, terminated, truncated, _ = env.step(action)
         total += reward
         t += 1
@@ -58,16 +98,40 @@ def run_episode(
     return total, t
 
 
-def run_episodes(agent: Actor, env: Any, seeds: Sequence[int], use_planner: bool) -> np.ndarray:
-    """Return of one deterministic (``eval_mode``) episode per reset seed, shape ``(N,)``."""
-    returns = [run_episode(agent, env, seed, use_planner)[0] for seed in seeds]
-    return np.asarray(returns, dtype=np.float64)
+def run_episodes(
+    agent: Actor, envs: Any | Sequence[Any], seeds: Sequence[int], use_planner: bool
+) -> np.ndarray:
+    """Return of one deterministic (``eval_mode``) episode per reset seed, shape ``(N,)``.
+
+    ``envs``: one environment, or several to run that many episodes at once (one thread
+    each); the returns do not depend on how many (see :func:`run_episode`).
+    """
+    envs = list(envs) if isinstance(envs, (list, tuple)) else [envs]
+    seeds = [int(s) for s in seeds]
+    if len(envs) == 1 or len(seeds) <= 1:
+        returns = [run_episode(agent, envs[0], seed, use_planner)[0] for seed in seeds]
+        return np.asarray(returns, dtype=np.float64)
+    workers = min(len(envs), len(seeds))
+
+    # Worker k runs episodes k, k + workers, ... on its own env.
+    def work(k: int) -> list[float]:
+        return [run_episode(agent, envs[k], s, use_planner)[0] for s in seeds[k::workers]]
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="boom-eval") as pool:
+        parts = list(pool.map(work, range(workers)))
+    returns = np.empty(len(seeds))
+    for k, part in enumerate(parts):
+        returns[k::workers] = part
+    return returns
 
 
-def evaluate_both(agent: Actor, env: Any, seeds: Sequence[int]) -> dict[str, float]:
-    """Mean and std of returns with the planner and with the policy alone."""
-    planner = run_episodes(agent, env, seeds, use_planner=True)
-    policy = run_episodes(agent, env, seeds, use_planner=False)
+def evaluate_both(
+    agent: Actor, envs: Any | Sequence[Any], seeds: Sequence[int]
+) -> dict[str, float]:
+    """Mean and std of returns with the planner and with the policy alone (``envs``: one
+    environment or several, see :func:`run_episodes`)."""
+    planner = run_episodes(agent, envs, seeds, use_planner=True)
+    policy = run_episodes(agent, envs, seeds, use_planner=False)
     return {
         "episodes": len(seeds),
         "planner_return_mean": float(planner.mean()),
@@ -91,16 +155,36 @@ class EvalScore:
 
 
 def evaluate_source(
-    path: str | Path, episodes: int = 10, device: str = "auto", seed: int | None = None
+    path: str | Path,
+    episodes: int = 10,
+    device: str = "auto",
+    seed: int | None = None,
+    workers: int = 0,
 ) -> EvalScore:
     """Load a checkpoint (file or run folder) or a bundle folder and evaluate it for
-    ``episodes`` episodes each with the planner and with the policy alone."""
+    ``episodes`` episodes each with the planner and with the policy alone, ``workers``
+    episodes at once (0: :func:`default_workers`)."""
     from boom_control.train.sources import load_source
 
+    if workers < 0:
+        raise ValueError(f"workers must be >= 0 (0: automatic), got {workers}")
     src = load_source(path, device=device, seed=seed)
-    log.info("evaluating %s (step %d) on %s, %d episodes", src.path, src.step, src.task, episodes)
+    workers = workers or default_workers(episodes, src.device)
+    if not parallel_envs(src.task):
+        workers = 1
+    log.info(
+        "evaluating %s (step %d) on %s, %d episodes, %d at once",
+        src.path,
+        src.step,
+        src.task,
+        episodes,
+        workers,
+    )
+    envs = [src.env]
     try:
-        scores = evaluate_both(src.actor, src.env, eval_seeds(src.seed, episodes))
+        envs += [src.make_env() for _ in range(min(workers, episodes) - 1)]
+        scores = evaluate_both(src.actor, envs, eval_seeds(src.seed, episodes))
     finally:
-        src.env.close()
+        for env in envs:
+            env.close()
     return EvalScore(src.kind, src.path, src.step, src.task, src.device, scores)

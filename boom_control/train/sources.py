@@ -12,6 +12,7 @@ with the environment of its task.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ class EvalSource:
     actor: Any
     """An :class:`~boom_control.train.evaluate.Actor`."""
     env: Env
+    make_env: Callable[[], Env]
+    """Another environment like ``env`` (to run episodes side by side)."""
 
 
 def is_bundle(path: str | Path) -> bool:
@@ -71,12 +74,15 @@ def load_checkpoint_source(
     dev = resolve_device(device)
     seed = cfg.seed if seed is None else seed
     seed_everything(seed)
-    env = make_env(cfg.task, seed=seed, **cfg.task_options)
+
+    def new_env() -> Env:
+        return make_env(cfg.task, seed=seed, **cfg.task_options)
+
+    env = new_env()
     agent = make_agent(cfg, env.spec, dev)
     agent.load_state_dict(ckpt["agent"])
-    return EvalSource(
-        "checkpoint", str(path), int(ckpt["step"]), cfg.task, seed, str(dev), agent, env
-    )
+    step = int(ckpt["step"])
+    return EvalSource("checkpoint", str(path), step, cfg.task, seed, str(dev), agent, env, new_env)
 
 
 def load_bundle_source(
@@ -96,8 +102,17 @@ def load_bundle_source(
     backend = build_backend(bundle, "torch", device)
     actor = BackendActor(backend, seed)
     step = int(training.get("step", 0))
+    dev = str(backend.device)
     return EvalSource(
-        "bundle", str(bundle.root), step, bundle.task_id, seed, str(backend.device), actor, env
+        "bundle",
+        str(bundle.root),
+        step,
+        bundle.task_id,
+        seed,
+        dev,
+        actor,
+        env,
+        lambda: bundle_env(bundle, seed),
     )
 
 

@@ -38,7 +38,12 @@ from boom_control.train.checkpoint import (
     set_rng_state,
 )
 from boom_control.train.config import TrainConfig
-from boom_control.train.evaluate import eval_seeds, evaluate_both
+from boom_control.train.evaluate import (
+    default_workers,
+    eval_seeds,
+    evaluate_both,
+    parallel_envs,
+)
 from boom_control.train.logger import RunLogger
 from boom_control.train.plot import plot_run
 
@@ -82,6 +87,8 @@ class Trainer:
         seed_everything(cfg.seed)
         self.env = env_factory(_stream_seed(cfg.seed, 0))
         self.eval_env = env_factory(_stream_seed(cfg.seed, 1))
+        self._env_factory = env_factory
+        self._eval_envs = [self.eval_env]  # more are made at the first evaluation
         self.spec = self.env.spec
         self.agent = agent_factory(self.spec)
         self._buffer_factory = buffer_factory
@@ -262,9 +269,21 @@ class Trainer:
             self.logger.log(group, self.step, {**means, "updates": self.updates})
         self._sums, self._count = {}, 0
 
+    def _evaluation_envs(self) -> list[Env]:
+        """One environment per evaluation worker (see ``TrainConfig.eval_workers``)."""
+        cfg = self.cfg
+        device = getattr(self.agent, "device", "cpu")
+        workers = cfg.eval_workers or default_workers(cfg.eval_episodes, device)
+        if not parallel_envs(cfg.task):
+            workers = 1
+        while len(self._eval_envs) < min(workers, cfg.eval_episodes):
+            k = len(self._eval_envs)
+            self._eval_envs.append(self._env_factory(_stream_seed(cfg.seed, 1, k)))
+        return self._eval_envs
+
     def evaluate(self) -> dict[str, float]:
         """Evaluate with the planner and the policy alone; log both."""
-        result = evaluate_both(self.agent, self.eval_env, self._eval_seeds)
+        result = evaluate_both(self.agent, self._evaluation_envs(), self._eval_seeds)
         self.logger.log_eval(self.step, result)
         self.last_eval = result["planner_return_mean"]
         self.last_eval_result = result
