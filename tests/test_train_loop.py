@@ -236,3 +236,13 @@ def test_time_limit_stops_with_a_checkpoint_and_resume_finishes_the_run(tmp_path
     assert torch.equal(full.agent.net.weight, rest.agent.net.weight)
     with pytest.raises(ConfigError, match="time_limit_minutes"):
         make_trainer(tmp_path / "bad", "time_limit_minutes=0")
+
+
+def test_progress_lines_without_a_terminal(tmp_path, caplog):
+    """Without a terminal (pytest captures stderr) the bar is off and progress is logged."""
+    tr = make_trainer(tmp_path, "log_every=10")
+    with caplog.at_level(logging.INFO, logger="boom_control.train.trainer"):
+        tr.run()
+    lines = [r.getMessage() for r in caplog.records if "steps/s" in r.getMessage()]
+    assert [line.split()[1] for line in lines] == ["10/50", "20/50", "30/50", "40/50", "50/50"]
+    assert "last eval return" in lines[-1] and "nan" not in lines[-1]

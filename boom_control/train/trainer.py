@@ -59,6 +59,26 @@ def _stream_seed(seed: int, *key: int) -> int:
     return int(np.random.SeedSequence([seed, *key]).generate_state(1)[0])
 
 
+class _ProgressLog:
+    """Progress as log lines (steps, steps/s, last evaluation) when no bar can be shown."""
+
+    def __init__(self, step: int) -> None:
+        self.step, self.time = step, time.monotonic()
+
+    def log(self, step: int, total: int, last_eval: float) -> None:
+        now = time.monotonic()
+        rate = (step - self.step) / max(now - self.time, 1e-9)
+        self.step, self.time = step, now
+        log.info(
+            "step %d/%d (%.1f%%), %.2f steps/s, last eval return %.1f",
+            step,
+            total,
+            100.0 * step / max(total, 1),
+            rate,
+            last_eval,
+        )
+
+
 class Trainer:
     """Runs (or resumes) one training run.
 
@@ -145,10 +165,13 @@ class Trainer:
             disable=None,
             desc=cfg.task,
         )
+        progress = _ProgressLog(self.step) if bar.disable else None  # no terminal: log lines
         try:
             while self.step < cfg.steps:
                 self.step_and_learn()
                 bar.update(1)
+                if progress is not None and self.step % cfg.log_every == 0:
+                    progress.log(self.step, cfg.steps, self.last_eval)
                 if self.step % cfg.eval_freq == 0:
                     self.evaluate()
                     bar.set_postfix(eval_return=f"{self.last_eval:.1f}", refresh=False)
