@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from boom_control.logs import setup_logging
 from boom_control.train.config import load_train_config
 from boom_control.train.plot import read_eval
 
@@ -228,6 +229,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the summary JSON here (figures beside)")
     args = parser.parse_args()
 
+    setup_logging()  # evaluations and progress lines of the runs
     jobs = [parse_job(j) for j in args.jobs]
     if not args.summary_only:
         train(args, jobs)
