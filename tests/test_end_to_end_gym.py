@@ -78,5 +78,5 @@ def test_train_export_control_through_the_gym_adapter(tmp_path):
     assert log.header["task"] == f"gym:{ENV_ID}" and log.header["mode"] == "realtime"
     assert log.header["device"].startswith("cpu")
     assert 40 <= len(log.ticks) <= 70  # 3 s at 20 Hz
-    assert sum(t.late for t in log.ticks) == 0
-    assert log.summary is not None
+    assert log.summary is not None  # late sends counted (see tests/test_control_loop.py)
+    assert log.summary["late_sends"] == sum(t.late for t in log.ticks)
