@@ -170,8 +170,8 @@ def load_config(
     return from_dict(cls, merge(data, update))
 
 
-def dump_yaml(cfg: Any, path: os.PathLike) -> None:
-    """Write a config as YAML (tuples as lists) so it can be loaded back with ``load_config``."""
+def to_yaml(cfg: Any) -> str:
+    """A config as YAML text (tuples as lists), loadable with ``load_config``."""
 
     def plain(x: Any) -> Any:
         if isinstance(x, dict):
@@ -180,5 +180,10 @@ def dump_yaml(cfg: Any, path: os.PathLike) -> None:
             return [plain(v) for v in x]
         return x
 
+    return yaml.safe_dump(plain(to_dict(cfg)), sort_keys=False)
+
+
+def dump_yaml(cfg: Any, path: os.PathLike) -> None:
+    """Write a config as YAML so it can be loaded back with ``load_config``."""
     with open(path, "w") as f:
-        yaml.safe_dump(plain(to_dict(cfg)), f, sort_keys=False)
+        f.write(to_yaml(cfg))

@@ -86,3 +86,24 @@ def test_train_eval_plot_end_to_end(tmp_path):
     result = runner.invoke(cli, ["train", f"run_dir={run_dir}", "resume=true", "steps=130"])
     assert result.exit_code == 0, result.output
     assert load_checkpoint(run_dir / "checkpoints" / "latest.pt")["step"] == 130
+
+
+def test_print_config_shows_the_resolved_config_and_trains_nothing(tmp_path):
+    import yaml
+
+    from boom_control.train.config import load_train_config
+
+    run_dir = tmp_path / "never"
+    args = ["train", "--preset", "train_fast", "task=dmc:cartpole-swingup"]
+    args += ["overlap_update=true", f"run_dir={run_dir}", "--print-config"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    shown = yaml.safe_load(result.output)
+    assert shown["task"] == "dmc:cartpole-swingup" and shown["overlap_update"] is True
+    assert shown["planner"]["compile"] is True and shown["model"]["mish"] == "fast"
+    assert not run_dir.exists()
+    # what it prints loads back into the same config
+    path = tmp_path / "shown.yaml"
+    path.write_text(result.output)
+    same = load_train_config([], presets=(path,))
+    assert same.overlap_update and same.planner.compile and same.run_dir == str(run_dir)

@@ -8,8 +8,20 @@ from typing import Any
 
 import click
 
+TRAIN_EPILOG = """\b
+Common keys (every key and its value: --print-config):
+  task, preset (1M | 5M), steps, seed, device (auto | cpu | cuda[:N])
+  eval_freq, eval_episodes, eval_workers, checkpoint_every
+  overlap_update=true       update beside the planner (a second core)
+  time_limit_minutes=N      stop with a checkpoint after N minutes
+  agent.align_lambda=0      TD-MPC2's policy objective (the baseline)
+  run_dir=DIR resume=true   continue a run where it stopped
+\b
+Presets (--preset NAME): train_fast (fast Mish, bf16, torch.compile), train_smoke
+"""
 
-@click.command(context_settings={"ignore_unknown_options": True})
+
+@click.command(context_settings={"ignore_unknown_options": True}, epilog=TRAIN_EPILOG)
 @click.argument("overrides", nargs=-1)
 @click.option(
     "--preset",
@@ -17,20 +29,24 @@ import click
     multiple=True,
     help="Extra YAML preset(s) from configs/ applied after train.yaml (e.g. train_smoke).",
 )
-def train(overrides: tuple[str, ...], presets: tuple[str, ...]) -> None:
+@click.option("--print-config", is_flag=True, help="Print the resolved config as YAML and exit.")
+def train(overrides: tuple[str, ...], presets: tuple[str, ...], print_config: bool) -> None:
     """Train a BOOM agent. OVERRIDES are dotted key=value pairs, e.g.
 
     boom train task=dmc:cartpole-swingup preset=1M steps=20000 seed=1 device=cpu
 
     Continue a stopped run with: boom train run_dir=runs/<run> resume=true
     """
-    from boom_control.config import ConfigError
+    from boom_control.config import ConfigError, to_yaml
     from boom_control.device import describe_device, resolve_device
     from boom_control.train.checkpoint import latest_checkpoint
     from boom_control.train.config import load_train_config
     from boom_control.train.trainer import build_trainer
 
     cfg = load_train_config(list(overrides), presets=("train", *presets))
+    if print_config:
+        click.echo(to_yaml(cfg), nl=False)
+        return
     device = resolve_device(cfg.device)
     if cfg.run_dir is None:
         cfg = dataclasses.replace(cfg, run_dir=str(cfg.default_run_dir()))
