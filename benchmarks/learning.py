@@ -90,11 +90,8 @@ def train(args: argparse.Namespace, jobs: list[tuple[str, str]]) -> None:
                 continue
             what = "resuming" if resume else "starting"
             print(f"{what} {cfg.run_dir} at step {done} ({left:.0f} min left)", flush=True)
-            trainer = build_trainer(cfg, resolve_device(cfg.device))
-            try:
+            with build_trainer(cfg, resolve_device(cfg.device)) as trainer:
                 trainer.run()
-            finally:
-                trainer.logger.close()
 
 
 def _action_repeat(folder: Path) -> int:

@@ -69,11 +69,8 @@ def test_small_agent_learns_cartpole_balance(tmp_path):
     )
     baseline = random_return(eval_seeds(cfg.seed, EPISODES))
     start = time.monotonic()
-    trainer = build_trainer(cfg, resolve_device("cpu"))
-    try:
+    with build_trainer(cfg, resolve_device("cpu")) as trainer:
         trainer.run()
-    finally:
-        trainer.logger.close()
     result = trainer.last_eval_result  # the evaluation at the last step
     wall = time.monotonic() - start
     print(

@@ -246,3 +246,23 @@ def test_progress_lines_without_a_terminal(tmp_path, caplog):
     lines = [r.getMessage() for r in caplog.records if "steps/s" in r.getMessage()]
     assert [line.split()[1] for line in lines] == ["10/50", "20/50", "30/50", "40/50", "50/50"]
     assert "last eval return" in lines[-1] and "nan" not in lines[-1]
+
+
+def test_eval_workers_get_their_own_envs_and_close_closes_them(tmp_path):
+    closed = []
+
+    class ClosingEnv(PointEnv):
+        def close(self):
+            closed.append(self)
+
+    made = []
+
+    def factory(seed):
+        made.append(ClosingEnv(seed))
+        return made[-1]
+
+    base = make_trainer(tmp_path, "eval_workers=2", "steps=25")
+    with Trainer(base.cfg, factory, StubAgent, base._buffer_factory, base.logger) as tr:
+        tr.run()
+        assert len(made) == 3  # training env + two evaluation envs
+    assert sorted(map(id, closed)) == sorted(map(id, made))

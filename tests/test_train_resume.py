@@ -40,11 +40,8 @@ TINY = [
 
 def run(run_dir: Path, *overrides: str):
     cfg = load_train_config([*TINY, f"run_dir={run_dir}", *overrides])
-    trainer = build_trainer(cfg, resolve_device("cpu"))
-    try:
+    with build_trainer(cfg, resolve_device("cpu")) as trainer:
         trainer.run()
-    finally:
-        trainer.logger.close()
     return trainer
 
 

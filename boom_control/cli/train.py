@@ -60,11 +60,8 @@ def train(overrides: tuple[str, ...], presets: tuple[str, ...], print_config: bo
     click.echo(f"run dir: {run_dir}")
     click.echo(f"device: {describe_device(device)}")
     click.echo(f"task: {cfg.task}  model: {cfg.model.preset}  steps: {cfg.steps}  seed: {cfg.seed}")
-    trainer = build_trainer(cfg, device)
-    try:
+    with build_trainer(cfg, device) as trainer:
         finished = trainer.run()
-    finally:
-        trainer.logger.close()
     state = "done" if finished else f"stopped by time_limit_minutes at step {trainer.step}"
     click.echo(
         f"{state}: {trainer.step} steps, {trainer.updates} updates; last eval return "

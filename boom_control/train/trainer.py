@@ -199,6 +199,20 @@ class Trainer:
                 log.warning("could not draw the learning curve: %s", err)
         return self.step >= cfg.steps
 
+    def close(self) -> None:
+        """Close the log files and every environment (the trainer is done after this)."""
+        self.logger.close()
+        for env in [self.env, *self._eval_envs]:
+            env.close()
+        if self._overlap is not None:
+            self._overlap.shutdown()
+
+    def __enter__(self) -> Trainer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def env_step(self) -> None:
         """One interaction: random action in the seed phase, the planner's afterwards."""
         if self.obs is None:
