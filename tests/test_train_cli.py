@@ -46,6 +46,7 @@ def test_train_eval_plot_end_to_end(tmp_path):
     result = runner.invoke(cli, ["train", *TINY, f"run_dir={run_dir}"])
     assert result.exit_code == 0, result.output
     assert f"run dir: {run_dir}" in result.output and "device: cpu" in result.output
+    assert "--preset train_fast and overlap_update=true" in result.output  # CPU speed hint
 
     names = {p.name for p in run_dir.iterdir()}
     assert {"config.yaml", "log.csv", "eval.csv", "checkpoints", "curve.png"} <= names
@@ -107,3 +108,13 @@ def test_print_config_shows_the_resolved_config_and_trains_nothing(tmp_path):
     path.write_text(result.output)
     same = load_train_config([], presets=(path,))
     assert same.overlap_update and same.planner.compile and same.run_dir == str(run_dir)
+
+
+def test_cpu_speed_hint_names_only_what_is_off():
+    from boom_control.cli.train import _cpu_speed_hint
+    from boom_control.train.config import load_train_config
+
+    fast = load_train_config(["overlap_update=true"], presets=("train", "train_fast"))
+    assert _cpu_speed_hint(fast, "cpu") is None and _cpu_speed_hint(fast, "cuda") is None
+    hint = _cpu_speed_hint(load_train_config([], presets=("train", "train_fast")), "cpu")
+    assert "overlap_update=true" in hint and "train_fast" not in hint
