@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from train_speed import make_config
 
-from boom_control.agent import Agent
 from boom_control.envs import make_env
 from boom_control.train.evaluate import run_episodes
+from boom_control.train.trainer import make_agent
 
 
 def main() -> None:
@@ -44,16 +44,7 @@ def main() -> None:
     envs = [
         make_env(args.task, seed=k, episode_length=args.steps) for k in range(max(args.workers))
     ]
-    spec = envs[0].spec
-    agent = Agent(
-        spec.obs_dim,
-        spec.action_dim,
-        spec.episode_length,
-        cfg.model,
-        cfg.planner,
-        cfg.agent,
-        torch.device("cpu"),
-    )
+    agent = make_agent(cfg, envs[0].spec, torch.device("cpu"))
     seeds = list(range(100, 100 + args.episodes))
     run_episodes(agent, envs, seeds[:1], use_planner=True)  # compile and warm up
     times: dict[int, list[float]] = {w: [] for w in args.workers}
