@@ -13,6 +13,7 @@ from boom_control.envs import make_env
 from boom_control.train.config import TrainConfig
 from boom_control.train.evaluate import (
     default_workers,
+    eval_workers,
     eval_seeds,
     evaluate_both,
     parallel_envs,
@@ -91,6 +92,8 @@ def test_default_workers():
         torch.set_num_threads(threads)
     assert parallel_envs("dmc:cartpole-swingup") and parallel_envs("h1:stand")
     assert not parallel_envs("zmq:tcp://127.0.0.1:5555")
+    assert eval_workers(5, 3, "cpu", "dmc:cartpole-swingup") == 3  # never above the episodes
+    assert eval_workers(2, 10, "cpu", "zmq:tcp://127.0.0.1:5555") == 1
 
 
 def test_eval_workers_validated():

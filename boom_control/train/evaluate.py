@@ -40,6 +40,14 @@ def eval_seeds(seed: int, episodes: int) -> list[int]:
     return [int(s) for s in np.random.SeedSequence([seed, 3]).generate_state(episodes)]
 
 
+def eval_workers(requested: int, episodes: int, device: torch.device | str, task_id: str) -> int:
+    """Episodes to run at once: ``requested`` (0: :func:`default_workers`), and one for
+    tasks whose environments are not independent (:func:`parallel_envs`)."""
+    if not parallel_envs(task_id):
+        return 1
+    return max(1, min(requested or default_workers(episodes, device), episodes))
+
+
 def default_workers(episodes: int, device: torch.device | str = "cpu") -> int:
     """Episodes to run at once: one per free CPU (CPUs / torch's threads) on CPU, two on a
     GPU (each thread's Python overhead hides the other's), never more than ``episodes``."""
@@ -108,17 +116,17 @@ def run_episodes(
     """
     envs = list(envs) if isinstance(envs, (list, tuple)) else [envs]
     seeds = [int(s) for s in seeds]
-    if len(envs) == 1 or len(seeds) <= 1:
-        returns = [run_episode(agent, envs[0], seed, use_planner)[0] for seed in seeds]
-        return np.asarray(returns, dtype=np.float64)
-    workers = min(len(envs), len(seeds))
+    workers = max(1, min(len(envs), len(seeds)))
 
     # Worker k runs episodes k, k + workers, ... on its own env.
     def work(k: int) -> list[float]:
         return [run_episode(agent, envs[k], s, use_planner)[0] for s in seeds[k::workers]]
 
-    with ThreadPoolExecutor(workers, thread_name_prefix="boom-eval") as pool:
-        parts = list(pool.map(work, range(workers)))
+    if workers == 1:
+        parts = [work(0)]
+    else:
+        with ThreadPoolExecutor(workers, thread_name_prefix="boom-eval") as pool:
+            parts = list(pool.map(work, range(workers)))
     returns = np.empty(len(seeds))
     for k, part in enumerate(parts):
         returns[k::workers] = part
@@ -169,9 +177,7 @@ def evaluate_source(
     if workers < 0:
         raise ValueError(f"workers must be >= 0 (0: automatic), got {workers}")
     src = load_source(path, device=device, seed=seed)
-    workers = workers or default_workers(episodes, src.device)
-    if not parallel_envs(src.task):
-        workers = 1
+    workers = eval_workers(workers, episodes, src.device, src.task)
     log.info(
         "evaluating %s (step %d) on %s, %d episodes, %d at once",
         src.path,
@@ -182,7 +188,7 @@ def evaluate_source(
     )
     envs = [src.env]
     try:
-        envs += [src.make_env() for _ in range(min(workers, episodes) - 1)]
+        envs += [src.make_env() for _ in range(workers - 1)]
         scores = evaluate_both(src.actor, envs, eval_seeds(src.seed, episodes))
     finally:
         for env in envs:

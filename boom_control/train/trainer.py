@@ -38,12 +38,7 @@ from boom_control.train.checkpoint import (
     set_rng_state,
 )
 from boom_control.train.config import TrainConfig
-from boom_control.train.evaluate import (
-    default_workers,
-    eval_seeds,
-    evaluate_both,
-    parallel_envs,
-)
+from boom_control.train.evaluate import eval_seeds, eval_workers, evaluate_both
 from boom_control.train.logger import RunLogger
 from boom_control.train.plot import plot_run
 
@@ -310,10 +305,8 @@ class Trainer:
         """One environment per evaluation worker (see ``TrainConfig.eval_workers``)."""
         cfg = self.cfg
         device = getattr(self.agent, "device", "cpu")
-        workers = cfg.eval_workers or default_workers(cfg.eval_episodes, device)
-        if not parallel_envs(cfg.task):
-            workers = 1
-        while len(self._eval_envs) < min(workers, cfg.eval_episodes):
+        workers = eval_workers(cfg.eval_workers, cfg.eval_episodes, device, cfg.task)
+        while len(self._eval_envs) < workers:
             k = len(self._eval_envs)
             self._eval_envs.append(self._env_factory(_stream_seed(cfg.seed, 1, k)))
         return self._eval_envs
