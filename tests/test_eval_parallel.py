@@ -13,8 +13,8 @@ from boom_control.envs import make_env
 from boom_control.train.config import TrainConfig
 from boom_control.train.evaluate import (
     default_workers,
-    eval_workers,
     eval_seeds,
+    eval_workers,
     evaluate_both,
     parallel_envs,
     run_episode,
