@@ -12,7 +12,9 @@ JSON also the best round).
 Variants (combine with '+'): ``eager`` (defaults), ``fast`` (model.mish=fast),
 ``bf16`` (planner.precision=bf16), ``bf16u`` (agent.precision=bf16: the update),
 ``compile`` (planner.compile and agent.compile), ``overlap`` (overlap_update: the update
-runs in a second thread while the planner acts, so it adds one busy thread to ``threads``).
+runs in a second thread while the planner acts, so it adds one busy thread to ``threads``),
+``split`` (planner.threads=2: each iteration's rollouts in two row blocks on two threads;
+``splitN`` for N threads).
 
     python benchmarks/train_speed.py --out benchmarks/results/train_speed.json
     python benchmarks/train_speed.py --presets 1M --threads 2 --variants eager fast+bf16
@@ -42,7 +44,7 @@ from boom_control.train.trainer import Trainer, build_trainer
 TASK = "dmc:humanoid-walk"
 SEED_STEPS = 8
 """Random-action steps (and pretraining updates) before the timed agent steps."""
-FEATURES = ("fast", "bf16", "bf16u", "compile", "overlap")
+FEATURES = ("fast", "bf16", "bf16u", "compile", "overlap", "split")
 
 
 def _sync(device: torch.device) -> None:
@@ -64,6 +66,9 @@ def _timed(fn, device: torch.device, reps: int) -> list[float]:
 def make_config(preset: str, variant: str, device: str, run_dir: str, batch: int) -> TrainConfig:
     """Training config of one variant (paper planner settings, batch ``batch``)."""
     features = set(variant.split("+")) - {"eager"}
+    split = [f for f in features if f.startswith("split") and f[5:].isdigit()]
+    features -= set(split)
+    plan_threads = int(split[0][5:]) if split else 2 if "split" in features else 1
     unknown = features - set(FEATURES)
     if unknown:
         raise SystemExit(f"unknown variant feature(s) {sorted(unknown)}; choose from {FEATURES}")
@@ -89,6 +94,7 @@ def make_config(preset: str, variant: str, device: str, run_dir: str, batch: int
             cfg.planner,
             precision="bf16" if "bf16" in features else "fp32",
             compile="compile" in features,
+            threads=plan_threads,
         ),
         agent=dataclasses.replace(
             cfg.agent,

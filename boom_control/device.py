@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 
@@ -34,6 +36,13 @@ def resolve_device(name: str = "auto") -> torch.device:
             )
         return dev
     raise DeviceError(f"unknown device {name!r}; use one of: auto, cpu, cuda, cuda:N")
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def describe_device(device: torch.device) -> str:

@@ -110,11 +110,20 @@ def test_print_config_shows_the_resolved_config_and_trains_nothing(tmp_path):
     assert same.overlap_update and same.planner.compile and same.run_dir == str(run_dir)
 
 
-def test_cpu_speed_hint_names_only_what_is_off():
+def test_cpu_speed_hint_names_only_what_is_off(monkeypatch):
+    import boom_control.device
     from boom_control.cli.train import _cpu_speed_hint
     from boom_control.train.config import load_train_config
 
-    fast = load_train_config(["overlap_update=true"], presets=("train", "train_fast"))
+    monkeypatch.setattr(boom_control.device, "usable_cpus", lambda: 2)
+    fastest = ["overlap_update=true", "planner.threads=2"]
+    fast = load_train_config(fastest, presets=("train", "train_fast"))
     assert _cpu_speed_hint(fast, "cpu") is None and _cpu_speed_hint(fast, "cuda") is None
     hint = _cpu_speed_hint(load_train_config([], presets=("train", "train_fast")), "cpu")
-    assert "overlap_update=true" in hint and "train_fast" not in hint
+    assert "overlap_update=true" in hint and "planner.threads=2" in hint
+    assert "train_fast" not in hint
+    monkeypatch.setattr(boom_control.device, "usable_cpus", lambda: 1)  # nothing to spread on
+    assert (
+        _cpu_speed_hint(load_train_config(fastest[:1], presets=("train", "train_fast")), "cpu")
+        is None
+    )

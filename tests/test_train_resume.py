@@ -54,15 +54,22 @@ def logged(run_dir: Path, after: int) -> list[tuple[str, ...]]:
         ]
 
 
-@pytest.mark.parametrize("overlap", [False, True], ids=["sequential", "overlap_update"])
-def test_resume_is_exact(tmp_path, overlap):
+@pytest.mark.parametrize(
+    "mode",
+    [
+        ("overlap_update=false",),
+        ("overlap_update=true",),
+        ("overlap_update=true", "planner.threads=2"),
+    ],
+    ids=["sequential", "overlap_update", "overlap_update+planner_threads"],
+)
+def test_resume_is_exact(tmp_path, mode):
     torch.set_num_threads(1)
-    mode = f"overlap_update={str(overlap).lower()}"
     # uninterrupted: 100 steps, checkpoint at 75 (mid-episode: episodes are 50 steps)
-    full = run(tmp_path / "full", "steps=100", "checkpoint_every=75", mode)
+    full = run(tmp_path / "full", "steps=100", "checkpoint_every=75", *mode)
     # interrupted at 75, then resumed to 100
-    run(tmp_path / "cut", "steps=75", "checkpoint_every=75", mode)
-    resumed = run(tmp_path / "cut", "steps=100", "checkpoint_every=75", "resume=true", mode)
+    run(tmp_path / "cut", "steps=75", "checkpoint_every=75", *mode)
+    resumed = run(tmp_path / "cut", "steps=100", "checkpoint_every=75", "resume=true", *mode)
 
     assert resumed.step == full.step == 100 and resumed.updates == full.updates == 100
     # every logged metric after the checkpoint: train losses of each update, episode
@@ -79,7 +86,8 @@ def test_resume_is_exact(tmp_path, overlap):
     assert torch.equal(a["running_scale"], b["running_scale"])
     sa, sb = a["optim"]["state"], b["optim"]["state"]
     assert all(torch.equal(sa[k]["exp_avg"], sb[k]["exp_avg"]) for k in sa)
-    if overlap:  # acting has its own generator and a weight copy, synced after each update
+    if "overlap_update=true" in mode:
+        # acting has its own generator and a weight copy, synced after each update
         assert torch.equal(a["act_rng"], b["act_rng"])
         agent = resumed.agent
         assert agent.act_model is not agent.model

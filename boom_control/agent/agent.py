@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -22,14 +24,21 @@ from boom_control.agent.compiled import compile_fn
 from boom_control.agent.config import AgentConfig, ModelConfig, PlannerConfig
 from boom_control.agent.losses import LossConstants, policy_loss, world_model_loss
 from boom_control.agent.planner import (
+    IterState,
     PlanConstants,
     draw_noise,
+    estimate_value,
     initial_state,
     plan,
     plan_iteration,
+    refit,
 )
+from boom_control.agent.split import SplitIteration
 from boom_control.agent.types import Batch, PlanState
 from boom_control.agent.world_model import WorldModel
+from boom_control.device import usable_cpus
+
+log = logging.getLogger(__name__)
 
 
 def discount_for(episode_length: int) -> float:
@@ -97,7 +106,8 @@ class Agent:
         # speed options, resolved once
         self._plan_precision = _precision_context(planner_cfg.precision, self.device)
         self._update_precision = _precision_context(agent_cfg.precision, self.device)
-        self._plan_iteration = compile_fn(plan_iteration) if planner_cfg.compile else plan_iteration
+        self._updating = threading.Event()  # set while update() runs (any thread)
+        self._plan_iteration = self._make_plan_iteration(planner_cfg)
         self._world_model_loss = (
             compile_fn(world_model_loss) if agent_cfg.compile else world_model_loss
         )
@@ -106,6 +116,38 @@ class Agent:
         self.act_model = self.model
         self.act_generator: torch.Generator | None = None
         self._act_pairs: list[tuple[torch.Tensor, torch.Tensor]] = []  # (acting, learner)
+
+    def _make_plan_iteration(self, cfg: PlannerConfig) -> Callable[..., IterState]:
+        """One MPPI iteration as configured: eager or compiled, on one or more threads."""
+        maybe_compile = compile_fn if cfg.compile else (lambda fn: fn)
+        if cfg.threads == 1:
+            return maybe_compile(plan_iteration)
+        if self.device.type != "cpu":
+            log.info(
+                "planner.threads=%d applies to CPU planning; one thread on %s",
+                cfg.threads,
+                self.device.type,
+            )
+            return maybe_compile(plan_iteration)
+        cpus = usable_cpus()
+
+        def spread() -> bool:
+            # beside a running update, spread only if cores remain for both
+            busy = torch.get_num_threads() if self._updating.is_set() else 0
+            return cpus >= cfg.threads + busy
+
+        return SplitIteration(
+            cfg.threads,
+            value_fn=maybe_compile(estimate_value),
+            refit_fn=maybe_compile(refit),
+            context=self._plan_precision,
+            spread=spread,
+        )
+
+    def close(self) -> None:
+        """Stop the planner's worker threads, if any (the agent must not plan afterwards)."""
+        if isinstance(self._plan_iteration, SplitIteration):
+            self._plan_iteration.close()
 
     def overlap(self, seed: int) -> None:
         """Let :meth:`update` run in another thread while :meth:`act` plans.
@@ -186,6 +228,13 @@ class Agent:
         Returns:
             scalar diagnostics (losses, gradient norms, running scale).
         """
+        self._updating.set()
+        try:
+            return self._update_step(batch)
+        finally:
+            self._updating.clear()
+
+    def _update_step(self, batch: Batch) -> dict[str, float]:
         clip = self.agent_cfg.grad_clip_norm
         self.model.train()
         with self._update_precision():

@@ -86,10 +86,19 @@ class PlannerConfig:
     compile: bool = False
     """Run one MPPI iteration through torch.compile (inductor); same maths, rounding
     differs by ~1e-7; the first plan pays the compilation."""
+    threads: int = 1
+    """Threads evaluating each iteration's samples, in row blocks (N / threads each):
+    planning spreads over that many cores; values equal to rounding. On a 2-core CPU,
+    2 with ``overlap_update`` lets planning and the update share both cores."""
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"planner.precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if not 1 <= self.threads <= self.num_samples:
+            raise ValueError(
+                f"planner.threads must be between 1 and num_samples ({self.num_samples}), "
+                f"got {self.threads}"
+            )
 
     def iterations_for(self, action_dim: int) -> int:
         """Iterations used for a given action dimension."""

@@ -4,7 +4,6 @@ and bundles."""
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -13,6 +12,8 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+
+from boom_control.device import usable_cpus
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,7 @@ def default_workers(episodes: int, device: torch.device | str = "cpu") -> int:
     """Episodes to run at once: one per free CPU (CPUs / torch's threads) on CPU, two on a
     GPU (each thread's Python overhead hides the other's), never more than ``episodes``."""
     if torch.device(device).type == "cpu":
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        workers = max(1, (cpus or 1) // max(1, torch.get_num_threads()))
+        workers = max(1, usable_cpus() // max(1, torch.get_num_threads()))
     else:
         workers = 2
     return max(1, min(workers, episodes))

@@ -201,6 +201,7 @@ class Trainer:
             env.close()
         if self._overlap is not None:
             self._overlap.shutdown()
+        self.agent.close()
 
     def __enter__(self) -> Trainer:
         return self
