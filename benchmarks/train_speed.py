@@ -14,7 +14,8 @@ Variants (combine with '+'): ``eager`` (defaults), ``fast`` (model.mish=fast),
 ``compile`` (planner.compile and agent.compile), ``overlap`` (overlap_update: the update
 runs in a second thread while the planner acts, so it adds one busy thread to ``threads``),
 ``split`` (planner.threads=2: each iteration's rollouts in two row blocks on two threads;
-``splitN`` for N threads).
+``splitN`` for N threads; CPU only), ``graph`` (planner.cuda_graph: each MPPI iteration
+replayed from a CUDA graph; CUDA only).
 
     python benchmarks/train_speed.py --out benchmarks/results/train_speed.json
     python benchmarks/train_speed.py --presets 1M --threads 2 --variants eager fast+bf16
@@ -44,7 +45,7 @@ from boom_control.train.trainer import Trainer, build_trainer
 TASK = "dmc:humanoid-walk"
 SEED_STEPS = 8
 """Random-action steps (and pretraining updates) before the timed agent steps."""
-FEATURES = ("fast", "bf16", "bf16u", "compile", "overlap", "split")
+FEATURES = ("fast", "bf16", "bf16u", "compile", "overlap", "split", "graph")
 
 
 def _sync(device: torch.device) -> None:
@@ -95,6 +96,7 @@ def make_config(preset: str, variant: str, device: str, run_dir: str, batch: int
             precision="bf16" if "bf16" in features else "fp32",
             compile="compile" in features,
             threads=plan_threads,
+            cuda_graph="graph" in features,
         ),
         agent=dataclasses.replace(
             cfg.agent,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +21,7 @@ import torch
 
 from boom_control.agent.compiled import compile_fn
 from boom_control.agent.config import AgentConfig, ModelConfig, PlannerConfig
+from boom_control.agent.cuda_graph import GraphedIteration
 from boom_control.agent.losses import LossConstants, policy_loss, world_model_loss
 from boom_control.agent.planner import (
     IterState,
@@ -38,8 +38,6 @@ from boom_control.agent.types import Batch, PlanState
 from boom_control.agent.world_model import WorldModel
 from boom_control.device import usable_cpus
 
-log = logging.getLogger(__name__)
-
 
 def discount_for(episode_length: int) -> float:
     """``clip((L/5 - 1) / (L/5), 0.95, 0.995)`` (0.99 for 500 steps, 0.995 for 1000)."""
@@ -48,12 +46,13 @@ def discount_for(episode_length: int) -> float:
 
 
 def _precision_context(
-    precision: str, device: torch.device
+    precision: str, device: torch.device, cache: bool = True
 ) -> Callable[[], contextlib.AbstractContextManager]:
-    """A factory of the context that sets a precision ('fp32': nothing, 'bf16': autocast)."""
+    """A factory of the context that sets a precision ('fp32': nothing, 'bf16': autocast;
+    ``cache=False`` re-casts weights at every use, as CUDA graph replays need)."""
     if precision == "fp32":
         return contextlib.nullcontext
-    return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return lambda: torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=cache)
 
 
 class Agent:
@@ -104,7 +103,9 @@ class Agent:
         self._wm_params = self.model.encoder_parameters() + self.model.model_parameters()
         self._pi_params = self.model.pi_parameters()
         # speed options, resolved once
-        self._plan_precision = _precision_context(planner_cfg.precision, self.device)
+        self._plan_precision = _precision_context(
+            planner_cfg.precision, self.device, cache=not planner_cfg.cuda_graph
+        )
         self._update_precision = _precision_context(agent_cfg.precision, self.device)
         self._updating = threading.Event()  # set while update() runs (any thread)
         self._plan_iteration = self._make_plan_iteration(planner_cfg)
@@ -118,16 +119,13 @@ class Agent:
         self._act_pairs: list[tuple[torch.Tensor, torch.Tensor]] = []  # (acting, learner)
 
     def _make_plan_iteration(self, cfg: PlannerConfig) -> Callable[..., IterState]:
-        """One MPPI iteration as configured: eager or compiled, on one or more threads."""
+        """One MPPI iteration as configured: eager or compiled; replayed from a CUDA graph
+        (``cuda_graph``, on CUDA) or with its rollouts on several threads (``threads``, on
+        CPU). Each option is ignored on the other device."""
         maybe_compile = compile_fn if cfg.compile else (lambda fn: fn)
-        if cfg.threads == 1:
-            return maybe_compile(plan_iteration)
-        if self.device.type != "cpu":
-            log.info(
-                "planner.threads=%d applies to CPU planning; one thread on %s",
-                cfg.threads,
-                self.device.type,
-            )
+        if cfg.cuda_graph and self.device.type == "cuda":
+            return GraphedIteration(maybe_compile(plan_iteration))
+        if cfg.threads == 1 or self.device.type != "cpu":
             return maybe_compile(plan_iteration)
         cpus = usable_cpus()
 

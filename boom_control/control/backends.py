@@ -32,6 +32,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from boom_control.agent.cuda_graph import StaticGraph
 from boom_control.agent.planner import (
     IterState,
     PlanConstants,
@@ -235,7 +236,8 @@ class OnnxBackend(FusedBackend):
 
 
 class CudaGraphBackend(PlannerBackend):
-    """Eager torch on a GPU with one MPPI iteration captured as a CUDA graph.
+    """Eager torch on a GPU with one MPPI iteration captured as a CUDA graph
+    (:class:`~boom_control.agent.cuda_graph.StaticGraph`).
 
     The graph is captured at fixed shapes on the first call (during warm-up); every
     iteration copies its inputs into the static tensors and replays it.
@@ -247,54 +249,18 @@ class CudaGraphBackend(PlannerBackend):
         if device.type != "cuda":
             raise ValueError("the cudagraph backend needs a CUDA device (--device cuda)")
         super().__init__(model, consts, device, bf16)
-        self._graph: torch.cuda.CUDAGraph | None = None
-        self._static: dict[str, torch.Tensor] = {}
-        self._out: IterState | None = None
+        self._graph = StaticGraph(self._step)
 
-    def _step(self, s: dict[str, torch.Tensor]) -> IterState:
-        it = IterState(s["z"], s["pi_actions"], s["mean"], s["std"], s["elite"], s["score"])
-        actions = sample_sequences(it, s["samples"])
-        value = self.evaluate(it, actions, s["value_eps"], s["heads"])
+    def _step(self, *tensors: torch.Tensor) -> IterState:
+        it, (samples, value_eps, heads) = IterState(*tensors[:6]), tensors[6:]
+        actions = sample_sequences(it, samples)
+        value = self.evaluate(it, actions, value_eps, heads)
         return refit(it, actions, value, self.consts)
-
-    def _capture(self, run: PlanRun) -> None:
-        it, n = run.it, run.noise
-        self._static = {
-            "z": it.z.clone(),
-            "pi_actions": it.pi_actions.clone(),
-            "mean": it.mean.clone(),
-            "std": it.std.clone(),
-            "elite": it.elite_actions.clone(),
-            "score": it.score.clone(),
-            "samples": n.samples[0].clone(),
-            "value_eps": n.value_pi[0].clone(),
-            "heads": n.heads[0].clone(),
-        }
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side), torch.inference_mode():
-            for _ in range(3):
-                self._step(self._static)
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph), torch.inference_mode():
-            self._out = self._step(self._static)
-        self._graph = graph
 
     @torch.inference_mode()
     def iterate(self, run: PlanRun, i: int) -> PlanRun:
-        if self._graph is None:
-            self._capture(run)
-        s, it, n = self._static, run.it, run.noise
-        s["z"].copy_(it.z)
-        s["pi_actions"].copy_(it.pi_actions)
-        s["mean"].copy_(it.mean)
-        s["std"].copy_(it.std)
-        s["samples"].copy_(n.samples[i])
-        s["value_eps"].copy_(n.value_pi[i])
-        s["heads"].copy_(n.heads[i])
-        self._graph.replay()
-        out = IterState(*(t.clone() for t in self._out))
+        n = run.noise
+        out = self._graph(*run.it, n.samples[i], n.value_pi[i], n.heads[i])
         return PlanRun(out, n, run.done + 1)
 
 
