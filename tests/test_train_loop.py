@@ -56,6 +56,7 @@ class StubAgent:
         self.net = torch.nn.Linear(spec.obs_dim, spec.action_dim)
         self.opt = torch.optim.SGD(self.net.parameters(), lr=0.01)
         self.acts: list[tuple[bool, bool]] = []
+        self.closed = False
         self.batches: list[torch.Tensor] = []
 
     def initial_plan_state(self):
@@ -76,6 +77,9 @@ class StubAgent:
         loss.backward()
         self.opt.step()
         return {"loss": loss.item(), "noise": torch.rand(()).item()}
+
+    def close(self):
+        self.closed = True  # the trainer is done with it
 
     def state_dict(self):
         return {"net": self.net.state_dict(), "opt": self.opt.state_dict()}
@@ -266,3 +270,4 @@ def test_eval_workers_get_their_own_envs_and_close_closes_them(tmp_path):
         tr.run()
         assert len(made) == 3  # training env + two evaluation envs
     assert sorted(map(id, closed)) == sorted(map(id, made))
+    assert tr.agent.closed  # the planner's threads stopped too

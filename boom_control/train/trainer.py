@@ -80,8 +80,8 @@ class Trainer:
     Args:
         cfg: the run's config (``cfg.run_dir`` must be set).
         env_factory: ``seed -> Env``; called for the training and the evaluation env.
-        agent_factory: ``EnvSpec -> agent`` with ``act``/``update``/``state_dict`` (and
-            ``overlap``/``sync_acting`` for ``overlap_update``).
+        agent_factory: ``EnvSpec -> agent`` with ``act``/``update``/``state_dict``/``close``
+            (and ``overlap``/``sync_acting`` for ``overlap_update``).
         buffer_factory: ``EnvSpec -> ReplayBuffer``.
         logger: where metrics go.
     """
