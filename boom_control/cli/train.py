@@ -14,6 +14,7 @@ Common keys (every key and its value: --print-config):
   eval_freq, eval_episodes, eval_workers, checkpoint_every
   overlap_update=true       update beside the planner (a second core)
   planner.threads=2         planning rollouts on two threads (with overlap: 2 cores busy)
+  planner.cuda_graph=true   on CUDA: MPPI iterations replayed from a CUDA graph
   time_limit_minutes=N      stop with a checkpoint after N minutes
   agent.align_lambda=0      TD-MPC2's policy objective (the baseline)
   run_dir=DIR resume=true   continue a run where it stopped
