@@ -9,6 +9,7 @@ import torch
 
 from boom_control.agent import AgentConfig, discount_for
 from boom_control.agent.ops import (
+    dropout_keep,
     gaussian_log_prob,
     make_bins,
     simnorm,
@@ -20,6 +21,7 @@ from boom_control.agent.ops import (
 )
 
 torch.set_num_threads(1)
+CPU = torch.device("cpu")
 VMIN, VMAX, NUM_BINS = -10.0, 10.0, 101
 
 
@@ -83,3 +85,27 @@ def test_lambda_by_action_dim(action_dim, expected):
 @pytest.mark.parametrize(("length", "gamma"), [(500, 0.99), (1000, 0.995), (20, 0.95)])
 def test_discount_from_episode_length(length, gamma):
     assert discount_for(length) == pytest.approx(gamma)
+
+
+def test_dropout_keep_is_iid_bernoulli():
+    torch.manual_seed(0)
+    p, shape = 0.01, (4, 500, 384)
+    masks = torch.stack([dropout_keep(shape, p, torch.float32, CPU) for _ in range(10)])
+    assert masks.shape == (10, *shape)
+    assert masks.unique().tolist() == [0.0, pytest.approx(1 / (1 - p))]
+    dropped = (masks == 0).reshape(10, -1).double()
+    n = dropped.shape[1]
+    # drop count per mask ~ Binomial(n, p): within 5 sd of n p, and the 10 counts vary
+    counts = dropped.sum(1)
+    sd = (n * p * (1 - p)) ** 0.5
+    assert ((counts - n * p).abs() < 5 * sd).all() and counts.std() > 0.2 * sd
+    # uniform over positions (no shortfall at the end) and independent of the neighbour
+    quarters = dropped.reshape(10, 4, -1).mean((0, 2))
+    assert ((quarters - p).abs() < 5 * (p * (1 - p) / (n * 10 / 4)) ** 0.5).all()
+    pairs = (dropped[:, 1:] * dropped[:, :-1]).mean()
+    assert abs(pairs.item() - p * p) < 5 * (p * p / (n * 10)) ** 0.5
+    # in expectation the multiplier is 1, as inverted dropout's is
+    assert masks.mean().item() == pytest.approx(1.0, abs=3e-3)
+    assert dropout_keep((3, 5), 0.5, torch.bfloat16, CPU).dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="dropout probability"):
+        dropout_keep((3,), 0.0, torch.float32, CPU)

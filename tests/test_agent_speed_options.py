@@ -6,6 +6,7 @@ compiled code agree with eager fp32 to rounding, bf16 planning to a bounded erro
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -14,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from boom_control.agent import Agent, AgentConfig, Batch, ModelConfig, PlannerConfig, WorldModel
+from boom_control.agent.cast_weights import CastWeights
 from boom_control.agent.compiled import compile_fn, release_gil_in_cpu_kernels
 from boom_control.agent.ops import mish_fast
 from boom_control.agent.planner import (
@@ -120,6 +122,39 @@ def test_bf16_planning_values_close_and_outputs_fp32():
     assert state.mean.dtype == torch.float32 and torch.isfinite(state.mean).all()
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+def test_precast_bf16_weights_plan_bit_identically(compiled: bool):
+    agent = _agent(planner_cfg=dataclasses.replace(SMALL_PLAN, precision="bf16"))
+    model, consts = agent.model, agent.plan_consts
+    cast = CastWeights(model)
+    weights = [m.weight for m in cast.model().modules() if isinstance(m, torch.nn.Linear)]
+    assert weights and all(w.dtype == torch.bfloat16 for w in weights)
+    iteration = compile_fn(plan_iteration) if compiled else plan_iteration
+
+    def plans(m: torch.nn.Module, seed: int):
+        z = model.encode(torch.randn(1, 5, generator=torch.Generator().manual_seed(seed)))
+        noise = draw_noise(consts, CPU, torch.Generator().manual_seed(seed))
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return plan(m, z, initial_state(consts, CPU), consts, False, noise, iteration)
+
+    for step in range(3):  # the copy follows every update of the source
+        ref, out = plans(model, step), plans(cast.model(), step)
+        for a, b in zip([*ref[:3], ref[3].mean], [*out[:3], out[3].mean], strict=True):
+            assert torch.equal(a, b)
+        agent.update(_batch(seed=step))
+    # the agent plans on such a copy: its action equals autocast on the fp32 weights
+    assert agent._plan_weights is not None
+    obs = np.random.default_rng(0).standard_normal(5).astype(np.float32)
+    torch.manual_seed(7)
+    action = agent.act(obs, agent.initial_plan_state(), eval_mode=False)[0]
+    torch.manual_seed(7)
+    z = model.encode(torch.as_tensor(obs).reshape(1, -1))
+    noise = draw_noise(consts, CPU)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = plan(model, z, initial_state(consts, CPU), consts, False, noise)[0]
+    np.testing.assert_array_equal(action, expected.numpy())
+
+
 def test_bf16_option_validated():
     with pytest.raises(ValueError):
         PlannerConfig(precision="fp16")
@@ -185,3 +220,23 @@ def test_bf16_update_close_to_fp32():
         assert torch.allclose(p_fp32, p_bf16, atol=1e-3)
     with pytest.raises(ValueError):
         AgentConfig(precision="fp8")
+
+
+def test_adam_is_fused_and_states_saved_without_the_flag_load_fused():
+    agent = _agent()
+    for step in range(2):
+        agent.update(_batch(seed=step))
+    saved = copy.deepcopy(agent.state_dict())  # as a checkpoint file holds it
+    for key in ("optim", "pi_optim"):  # as saved by the per-tensor implementation
+        for group in saved[key]["param_groups"]:
+            group["fused"] = None
+    restored = _agent(seed=5)
+    restored.load_state_dict(saved)
+    for optim in (agent.optim, agent.pi_optim, restored.optim, restored.pi_optim):
+        assert all(group["fused"] for group in optim.param_groups)
+    torch.manual_seed(9)
+    agent.update(_batch(seed=3))
+    torch.manual_seed(9)
+    restored.update(_batch(seed=3))
+    for a, b in zip(agent.model.parameters(), restored.model.parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from boom_control.agent.cast_weights import CastWeights
 from boom_control.agent.compiled import compile_fn
 from boom_control.agent.config import AgentConfig, ModelConfig, PlannerConfig
 from boom_control.agent.cuda_graph import GraphedIteration
@@ -55,6 +56,16 @@ def _precision_context(
     return lambda: torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=cache)
 
 
+def _set_fused(optim: torch.optim.Optimizer, fused: bool) -> None:
+    """Run ``optim``'s steps with the fused implementation, or not (same update rule)."""
+    for group in optim.param_groups:
+        group["fused"] = fused or None
+        for p in group["params"]:
+            state = optim.state.get(p, {})
+            if fused and "step" in state:  # the fused kernels read the step on the device
+                state["step"] = state["step"].to(p.device, torch.float32)
+
+
 class Agent:
     """BOOM agent (TD-MPC2 world model and planner, BOOM policy objective).
 
@@ -86,14 +97,19 @@ class Agent:
         self.model.eval()
         self.running_scale = torch.ones((), device=self.device)
         lr = agent_cfg.lr
+        # one fused kernel per step instead of a loop of small ops per tensor (CPU and CUDA)
+        self._fused_adam = fused = self.device.type in ("cpu", "cuda")
         self.optim = torch.optim.Adam(
             [
                 {"params": self.model.encoder_parameters(), "lr": lr * agent_cfg.enc_lr_scale},
                 {"params": self.model.model_parameters()},
             ],
             lr=lr,
+            fused=fused,
         )
-        self.pi_optim = torch.optim.Adam(self.model.pi_parameters(), lr=lr, eps=agent_cfg.pi_eps)
+        self.pi_optim = torch.optim.Adam(
+            self.model.pi_parameters(), lr=lr, eps=agent_cfg.pi_eps, fused=fused
+        )
         self.plan_consts = PlanConstants.build(
             planner_cfg, action_dim, self.gamma, model_cfg.num_q, self.device, terminates
         )
@@ -117,6 +133,7 @@ class Agent:
         self.act_model = self.model
         self.act_generator: torch.Generator | None = None
         self._act_pairs: list[tuple[torch.Tensor, torch.Tensor]] = []  # (acting, learner)
+        self._plan_weights = self._make_plan_weights()
 
     def _make_plan_iteration(self, cfg: PlannerConfig) -> Callable[..., IterState]:
         """One MPPI iteration as configured: eager or compiled; replayed from a CUDA graph
@@ -142,6 +159,10 @@ class Agent:
             spread=spread,
         )
 
+    def _make_plan_weights(self) -> CastWeights | None:
+        """bf16 planning reads matmul weights pre-cast from the acting weights (same bits)."""
+        return CastWeights(self.act_model) if self.planner_cfg.precision == "bf16" else None
+
     def close(self) -> None:
         """Stop the planner's worker threads, if any (the agent must not plan afterwards)."""
         if isinstance(self._plan_iteration, SplitIteration):
@@ -158,6 +179,7 @@ class Agent:
             self.act_model = copy.deepcopy(self.model).requires_grad_(False).eval()
             learner = self.model.state_dict()  # tensors sharing the parameters' storage
             self._act_pairs = [(t, learner[k]) for k, t in self.act_model.state_dict().items()]
+            self._plan_weights = self._make_plan_weights()
         self.act_generator = torch.Generator(device=self.device)
         self.act_generator.manual_seed(int(seed))
 
@@ -198,9 +220,10 @@ class Agent:
         z = model.encode(obs_t)
         if use_planner:
             noise = None if g is None else draw_noise(self.plan_consts, self.device, g)
+            plan_model = model if self._plan_weights is None else self._plan_weights.model()
             with self._plan_precision():
                 action, mu, std, plan_state = plan(
-                    model,
+                    plan_model,
                     z,
                     plan_state,
                     self.plan_consts,
@@ -273,6 +296,8 @@ class Agent:
         self.model.load_state_dict(state["model"])
         self.optim.load_state_dict(state["optim"])
         self.pi_optim.load_state_dict(state["pi_optim"])
+        for optim in (self.optim, self.pi_optim):  # loading restores the saved groups' flags
+            _set_fused(optim, self._fused_adam)
         self.running_scale.copy_(torch.as_tensor(state["running_scale"]))
         self.model.eval()
         if self.act_generator is not None and "act_rng" in state:

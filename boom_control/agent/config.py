@@ -56,6 +56,8 @@ class ModelConfig:
             raise ValueError(f"model.mish must be 'exact' or 'fast', got {self.mish!r}")
         if self.num_q < 2:
             raise ValueError(f"model.num_q must be >= 2 (two heads are read), got {self.num_q}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from boom_control.agent.ops import mish_fast, simnorm
+from boom_control.agent.ops import dropout_keep, mish_fast, simnorm
 
 INIT_STD = 0.02
 """Std of the truncated-normal weight initialisation (truncated at +-2 std)."""
@@ -169,8 +169,8 @@ class QEnsemble(nn.Module):
         h = x.reshape(1, -1, x.shape[-1])
         for i, (w, g, beta) in enumerate(zip(weights[:-1], ln_weights, ln_biases, strict=True)):
             h = torch.baddbmm(biases[i].unsqueeze(1), h.expand(w.shape[0], -1, -1), w)
-            if i == 0:
-                h = F.dropout(h, self.dropout, self.training)
+            if i == 0 and self.training and self.dropout > 0:
+                h = h * dropout_keep(h.shape, self.dropout, h.dtype, h.device)
             h = F.layer_norm(h, (self.hidden[i],)) * g.unsqueeze(1) + beta.unsqueeze(1)
             h = self._mish(h)
         h = torch.baddbmm(

@@ -130,6 +130,36 @@ def squash(
     return mean, action, log_prob
 
 
+def dropout_keep(
+    shape: torch.Size, p: float, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """Inverted-dropout multiplier: i.i.d. elements, 0 with probability ``p``, else ``1/(1-p)``.
+
+    The mask ``F.dropout`` would apply, drawn through the gaps between dropped elements
+    instead of one random number per element: the gaps of a Bernoulli(``p``) sequence are
+    i.i.d. Geometric(``p``), ``floor(log(V) / log(1-p)) + 1`` for uniform ``V`` in (0, 1],
+    so a flat mask of ``n`` elements needs about ``n p`` uniforms (in float64) and a cumsum.
+    Enough gaps are drawn for ``n p + 20 sd + 64`` drops, so a shortfall (a mask with too
+    few drops at its end) has a probability far below 1e-80. Static shapes throughout, so
+    it compiles. For the TD-MPC2 Q dropout (p = 0.01) it is ~10x cheaper than ``bernoulli_``
+    on CPUs. The multiplier is in ``dtype``, as ``F.dropout``'s is.
+
+    Shapes:
+        returns ``shape``.
+    """
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"dropout probability must be in (0, 1), got {p}")
+    n = math.prod(shape)
+    mean = n * p
+    draws = int(mean + 20.0 * math.sqrt(mean * (1.0 - p)) + 64)
+    u = torch.rand(draws, dtype=torch.float64, device=device)
+    gaps = torch.floor(torch.log1p(-u) / math.log1p(-p)) + 1  # Geometric(p) on {1, 2, ...}
+    dropped = (torch.cumsum(gaps, 0) - 1).clamp(max=n).long()  # index n: past the end
+    keep = torch.full((n + 1,), 1.0 / (1.0 - p), dtype=dtype, device=device)
+    keep.index_fill_(0, dropped, 0.0)
+    return keep[:n].view(shape)
+
+
 def _mish_factor(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``tanh(softplus(x))`` and ``sigmoid(x)`` from a single sigmoid.
 
