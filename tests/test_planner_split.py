@@ -21,7 +21,7 @@ from boom_control.agent.planner import (
     plan,
     refit,
 )
-from boom_control.agent.split import SplitIteration, block_bounds
+from boom_control.agent.split import CoreGate, SplitIteration, block_bounds
 
 torch.set_num_threads(1)
 CPU = torch.device("cpu")
@@ -69,7 +69,7 @@ def test_split_plan_equals_one_batch(threads, blocks):
 
 def test_blocks_run_on_worker_threads_in_the_callers_context():
     """Worker threads enter no_grad and the given context themselves (both are per
-    thread); with ``spread`` False every block runs in the calling thread."""
+    thread); while the gate is closed every block runs in the calling thread."""
     model, consts, z, noise = _setup()
     seen: list[tuple[int, bool, bool]] = []
     flag = threading.local()
@@ -89,8 +89,8 @@ def test_blocks_run_on_worker_threads_in_the_callers_context():
         )
         return estimate_value(*args)
 
-    spreading = [True]
-    split = SplitIteration(2, 4, value_fn=value_fn, context=context, spread=lambda: spreading[0])
+    gate = CoreGate()
+    split = SplitIteration(2, 4, value_fn=value_fn, context=context, gate=gate)
     try:
         with torch.no_grad():
             first = plan(model, z, initial_state(consts, CPU), consts, False, noise, split)
@@ -99,8 +99,8 @@ def test_blocks_run_on_worker_threads_in_the_callers_context():
             threads_spread = {ident for ident, _, _ in seen}
             seen_spread = list(seen)
             seen.clear()
-            spreading[0] = False
-            alone = plan(model, z, initial_state(consts, CPU), consts, False, noise, split)
+            with gate.closed():
+                alone = plan(model, z, initial_state(consts, CPU), consts, False, noise, split)
     finally:
         split.close()
     main = threading.get_ident()
@@ -110,6 +110,75 @@ def test_blocks_run_on_worker_threads_in_the_callers_context():
     assert {ident for ident, _, _ in seen} == {main}
     _assert_same_plan(first, spread)  # identical, wherever the blocks ran
     _assert_same_plan(first, alone)
+
+
+def test_workers_join_when_the_gate_opens_mid_iteration():
+    """A gate that opens while the calling thread is inside a block lets a waiting worker
+    take the next block at once, in the same iteration; a gate that never opens leaves
+    every block to the calling thread."""
+    model, consts, z, noise = _setup()
+    consts = dataclasses.replace(consts, iterations=1)
+    noise = noise._replace(samples=noise.samples[:1], value_pi=noise.value_pi[:1])
+    runs: list[tuple[int, float, float]] = []
+
+    def value_fn(*args):
+        start = time.perf_counter()
+        time.sleep(0.15)
+        runs.append((threading.get_ident(), start, time.perf_counter()))
+        return estimate_value(*args)
+
+    gate = CoreGate()
+    split = SplitIteration(2, 2, value_fn=value_fn, gate=gate)
+    never = SplitIteration(2, 2, value_fn=value_fn, gate=CoreGate(opened=False))
+    try:
+        with torch.no_grad():
+            ref = plan(model, z, initial_state(consts, CPU), consts, False, noise, split)
+            runs.clear()
+            shut = threading.Event()
+
+            def occupy() -> None:  # as an overlapped update does, for 50 ms
+                with gate.closed():
+                    shut.set()
+                    time.sleep(0.05)
+
+            occupant = threading.Thread(target=occupy)
+            occupant.start()
+            shut.wait()
+            out = plan(model, z, initial_state(consts, CPU), consts, False, noise, split)
+            occupant.join()
+            joined = list(runs)
+            runs.clear()
+            plan(model, z, initial_state(consts, CPU), consts, False, noise, never)
+            plan(model, z, initial_state(consts, CPU), consts, False, noise, never)
+    finally:
+        split.close()
+        never.close()
+    main = threading.get_ident()
+    assert len(joined) == 2 and {ident for ident, _, _ in joined} == {main, joined[1][0]}
+    (_, start_a, end_a), (_, start_b, _) = sorted(joined, key=lambda r: r[1])
+    # the worker waited for the gate (open after 50 ms), then started while block 1 ran
+    assert start_a + 0.04 < start_b < end_a
+    assert {ident for ident, _, _ in runs} == {main}
+    _assert_same_plan(ref, out)
+
+
+def test_an_error_in_a_block_leaves_no_worker_waiting():
+    model, consts, z, noise = _setup()
+    calls: list[int] = []
+
+    def value_fn(*args):
+        calls.append(1)
+        if len(calls) > 2:  # the first iteration (traced in the calling thread) succeeds
+            raise RuntimeError("block failed")
+        return estimate_value(*args)
+
+    split = SplitIteration(2, 2, value_fn=value_fn, gate=CoreGate(opened=False))
+    with torch.no_grad(), pytest.raises(RuntimeError, match="block failed"):
+        plan(model, z, initial_state(consts, CPU), consts, False, noise, split)
+    closer = threading.Thread(target=split.close)
+    closer.start()
+    closer.join(timeout=10)
+    assert not closer.is_alive()
 
 
 def test_split_compiled_matches_eager():
@@ -157,15 +226,20 @@ def test_agent_blocks_yield_to_a_running_update(monkeypatch):
     for cpus, spread_beside_update in ((2, False), (3, True)):
         monkeypatch.setattr(agent_module, "usable_cpus", lambda cpus=cpus: cpus)
         agent = Agent(5, 3, 100, TINY, cfg, AgentConfig(batch_size=16), CPU)
-        spread = agent._plan_iteration._spread
-        assert spread()
+        gate = agent._plan_iteration._gate
+        assert gate.is_open()
         during: list[bool] = []
 
-        def update_step(batch, during=during, spread=spread):
-            during.append(spread())
+        def update_step(batch, during=during, gate=gate):
+            during.append(gate.is_open())
             return {}
 
         monkeypatch.setattr(agent, "_update_step", update_step)
         agent.update(None)
-        assert during == [spread_beside_update] and spread()
+        assert during == [spread_beside_update] and gate.is_open()
         agent.close()
+    # fewer CPUs than planner threads: the workers never take a block
+    monkeypatch.setattr(agent_module, "usable_cpus", lambda: 1)
+    agent = Agent(5, 3, 100, TINY, cfg, AgentConfig(batch_size=16), CPU)
+    assert not agent._plan_iteration._gate.is_open()
+    agent.close()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +33,7 @@ from boom_control.agent.planner import (
     plan_iteration,
     refit,
 )
-from boom_control.agent.split import SplitIteration
+from boom_control.agent.split import CoreGate, SplitIteration
 from boom_control.agent.types import Batch, PlanState
 from boom_control.agent.world_model import WorldModel
 from boom_control.device import usable_cpus
@@ -123,7 +122,9 @@ class Agent:
             planner_cfg.precision, self.device, cache=not planner_cfg.cuda_graph
         )
         self._update_precision = _precision_context(agent_cfg.precision, self.device)
-        self._updating = threading.Event()  # set while update() runs (any thread)
+        # planner worker threads keep off the cores an update occupies (planner.threads)
+        self._cpus = usable_cpus()
+        self._plan_gate = CoreGate(opened=self._cpus >= planner_cfg.threads)
         self._plan_iteration = self._make_plan_iteration(planner_cfg)
         self._world_model_loss = (
             compile_fn(world_model_loss) if agent_cfg.compile else world_model_loss
@@ -144,19 +145,12 @@ class Agent:
             return GraphedIteration(maybe_compile(plan_iteration))
         if cfg.threads == 1 or self.device.type != "cpu":
             return maybe_compile(plan_iteration)
-        cpus = usable_cpus()
-
-        def spread() -> bool:
-            # beside a running update, spread only if cores remain for both
-            busy = torch.get_num_threads() if self._updating.is_set() else 0
-            return cpus >= cfg.threads + busy
-
         return SplitIteration(
             cfg.threads,
             value_fn=maybe_compile(estimate_value),
             refit_fn=maybe_compile(refit),
             context=self._plan_precision,
-            spread=spread,
+            gate=self._plan_gate,
         )
 
     def _make_plan_weights(self) -> CastWeights | None:
@@ -249,11 +243,10 @@ class Agent:
         Returns:
             scalar diagnostics (losses, gradient norms, running scale).
         """
-        self._updating.set()
-        try:
+        # beside a running update, the planner spreads only if cores remain for both
+        crowded = self._cpus < self.planner_cfg.threads + torch.get_num_threads()
+        with self._plan_gate.closed() if crowded else contextlib.nullcontext():
             return self._update_step(batch)
-        finally:
-            self._updating.clear()
 
     def _update_step(self, batch: Batch) -> dict[str, float]:
         clip = self.agent_cfg.grad_clip_norm

@@ -8,10 +8,11 @@ thread takes the next block when it is free), then refits on all N values. Torch
 kernels (and compiled CPU kernels, see :mod:`boom_control.agent.compiled`) release the
 GIL, so the blocks run on separate cores.
 
-While a ``spread`` predicate says the cores are taken (an overlapped update running on a
+While a :class:`CoreGate` is closed (an overlapped update occupies the other core of a
 2-core CPU), the calling thread evaluates the blocks alone, so that three busy threads
-never share two cores; the workers join at the next block once it says they may. The
-blocks are the same whoever runs them, so results do not depend on timing.
+never share two cores; the workers wait at the gate and take the next free block the
+moment it opens, in the middle of an iteration if need be. The blocks are the same
+whoever runs them, so results do not depend on timing.
 Values equal one batched evaluation's up to matmul rounding (the block size can change a
 library's kernel choice).
 """
@@ -20,8 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -49,6 +51,46 @@ def block_bounds(n: int, parts: int) -> list[tuple[int, int]]:
     return bounds
 
 
+class CoreGate:
+    """Whether the planner's worker threads may use their cores now. Thread-safe.
+
+    :meth:`closed` shuts it for the duration of a ``with`` block (closes nest); when the
+    last one ends, threads waiting in :meth:`wait` resume at once. ``opened=False`` makes a
+    gate that never opens (fewer cores than threads).
+    """
+
+    def __init__(self, opened: bool = True) -> None:
+        self._cond = threading.Condition()
+        self._closed = 0 if opened else 1
+
+    def is_open(self) -> bool:
+        return self._closed == 0
+
+    @contextlib.contextmanager
+    def closed(self) -> Iterator[None]:
+        """Keep the gate shut while the block runs."""
+        with self._cond:
+            self._closed += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._closed -= 1
+                self._cond.notify_all()
+
+    def wait(self, give_up: Callable[[], bool]) -> bool:
+        """Block until the gate is open (True) or ``give_up()`` holds (False); call
+        :meth:`wake` after making ``give_up`` true."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._closed == 0 or give_up())
+            return self._closed == 0
+
+    def wake(self) -> None:
+        """Have waiting threads re-check their ``give_up`` condition."""
+        with self._cond:
+            self._cond.notify_all()
+
+
 class SplitIteration:
     """:func:`plan_iteration` with the value estimate split into row blocks on threads.
 
@@ -63,8 +105,7 @@ class SplitIteration:
         context: factory of the context the value runs under (the agent's precision,
             e.g. bf16 autocast); worker threads enter it and ``torch.no_grad`` themselves
             since both are per thread.
-        spread: asked before each block the calling thread takes; workers join only once
-            it says True.
+        gate: workers take blocks only while it is open (default: always open).
     """
 
     def __init__(
@@ -74,7 +115,7 @@ class SplitIteration:
         value_fn: Callable[..., torch.Tensor] = estimate_value,
         refit_fn: Callable[..., IterState] = refit,
         context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-        spread: Callable[[], bool] = lambda: True,
+        gate: CoreGate | None = None,
     ) -> None:
         if threads < 2:
             raise ValueError(f"SplitIteration needs threads >= 2, got {threads}")
@@ -83,7 +124,7 @@ class SplitIteration:
         if self.blocks < 1:
             raise ValueError(f"SplitIteration needs blocks >= 1, got {blocks}")
         self._value_fn, self._refit_fn, self._context = value_fn, refit_fn, context
-        self._spread = spread
+        self._gate = CoreGate() if gate is None else gate
         self._pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="boom-plan")
         self._seen: set[tuple[int, ...]] = set()
 
@@ -116,19 +157,21 @@ class SplitIteration:
             return self._refit_fn(it, actions, torch.cat(values), consts)
 
         queue = itertools.count()  # next block to take; next() is atomic under the GIL
+        taken = False  # every block has been taken
 
         def drain() -> None:
+            if not self._gate.wait(lambda: taken):
+                return
             while (i := next(queue)) < len(blocks):
                 values[i] = self._value(*blocks[i])
 
-        helpers: list[Future] = []
-        while True:
-            if len(helpers) < self.threads - 1 and self._spread():
-                helpers += [self._pool.submit(drain) for _ in range(self.threads - 1)]
-            i = next(queue)
-            if i >= len(blocks):
-                break
-            values[i] = self._value(*blocks[i])
+        helpers = [self._pool.submit(drain) for _ in range(self.threads - 1)]
+        try:
+            while (i := next(queue)) < len(blocks):
+                values[i] = self._value(*blocks[i])
+        finally:  # also on an error, so that no worker waits at the gate for ever
+            taken = True
+            self._gate.wake()
         for helper in helpers:
             helper.result()
         return self._refit_fn(it, actions, torch.cat(values), consts)
