@@ -155,6 +155,34 @@ def test_precast_bf16_weights_plan_bit_identically(compiled: bool):
     np.testing.assert_array_equal(action, expected.numpy())
 
 
+def test_precast_weights_follow_the_acting_copy_with_overlap():
+    """With overlap the planner's pre-cast copy tracks the acting weights: it changes at
+    ``sync_acting``, not while an update changes the learner."""
+    agent = _agent(planner_cfg=dataclasses.replace(SMALL_PLAN, precision="bf16"))
+    agent.overlap(seed=3)
+    assert agent._plan_weights is not None and agent._plan_weights.source is agent.act_model
+    obs = np.random.default_rng(1).standard_normal(5).astype(np.float32)
+    consts = agent.plan_consts
+
+    def acted() -> np.ndarray:
+        g = torch.Generator().manual_seed(11)
+        return agent.act(obs, agent.initial_plan_state(), eval_mode=False, generator=g)[0]
+
+    def expected(model: torch.nn.Module) -> np.ndarray:
+        z = model.encode(torch.as_tensor(obs).reshape(1, -1))
+        noise = draw_noise(consts, CPU, torch.Generator().manual_seed(11))
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return plan(model, z, initial_state(consts, CPU), consts, False, noise)[0].numpy()
+
+    before = acted()
+    agent.update(_batch())
+    np.testing.assert_array_equal(acted(), before)  # acting weights not synced yet
+    agent.sync_acting()
+    after = acted()
+    np.testing.assert_array_equal(after, expected(agent.model))
+    assert not np.array_equal(after, before)
+
+
 def test_bf16_option_validated():
     with pytest.raises(ValueError):
         PlannerConfig(precision="fp16")
