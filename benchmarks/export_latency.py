@@ -26,7 +26,7 @@ from boom_control.agent.world_model import WorldModel
 from boom_control.config import config_dir, load_config
 from boom_control.envs import make_env
 from export import export_bundle, load_bundle
-from export.backends import PartsModel
+from export.parity import part_inputs
 
 
 def make_bundle(task: str, preset: str, out: Path) -> Path:
@@ -45,31 +45,6 @@ def make_bundle(task: str, preset: str, out: Path) -> Path:
         parity_steps=16,
     )
     return out
-
-
-def part_inputs(model: PartsModel, bundle, batch: int) -> dict[str, tuple[torch.Tensor, ...]]:
-    gen = torch.Generator().manual_seed(0)
-    obs = torch.randn(batch, bundle.obs_dim, generator=gen)
-    z = model.encode(obs)
-    a = torch.rand(batch, bundle.action_dim, generator=gen) * 2 - 1
-    heads = torch.tensor([0, 1])
-    h = bundle.meta["planner"]["config"]["horizon"]
-    inputs = {
-        "encoder": (obs,),
-        "dynamics": (z, a),
-        "reward": (z, a),
-        "q": (z, a, heads),
-        "policy": (z,),
-        "rollout_value": (
-            z[:1],
-            torch.rand(h, batch, bundle.action_dim, generator=gen) * 2 - 1,
-            torch.randn(batch, bundle.action_dim, generator=gen),
-            heads,
-        ),
-    }
-    if bundle.terminates:
-        inputs["termination"] = (z,)
-    return inputs
 
 
 def time_call(fn, args, repeats: int, sync) -> tuple[float, float]:
@@ -113,10 +88,13 @@ def main() -> None:
                 if dev.type == "cuda":
                     torch.cuda.synchronize(dev)
 
+            consts = bundle.plan_constants(dev)
             for backend in ("torch", "torchscript", "onnx"):
                 model = bundle.model(backend, dev, threads=threads if device == "cpu" else 0)
                 for batch in (int(b) for b in args.batches.split(",")):
-                    inputs = part_inputs(model, bundle, batch)
+                    gen = torch.Generator().manual_seed(0)
+                    obs = torch.randn(batch, bundle.obs_dim, generator=gen).to(dev)
+                    inputs = part_inputs(model, obs, consts, seed=0, samples=batch)
                     for part, part_args in inputs.items():
                         part_args = tuple(x.to(dev) for x in part_args)
                         with torch.inference_mode():

@@ -38,15 +38,20 @@ def record_observations(model: WorldModel, env: Env, steps: int, seed: int) -> t
     return torch.as_tensor(np.stack(out))
 
 
-def _inputs(
-    eager: PartsModel, obs: torch.Tensor, consts: PlanConstants, num_q: int, seed: int
+def part_inputs(
+    eager: PartsModel, obs: torch.Tensor, consts: PlanConstants, seed: int, samples: int = 64
 ) -> dict[str, tuple[torch.Tensor, ...]]:
-    """Inputs of every part, derived from the recorded observations."""
+    """Inputs of every part, derived from ``(B, O)`` observations.
+
+    Latents are the encoded observations, actions the policy's means, and the rollout
+    scores ``samples`` random sequences from the first latent with the last and first
+    Q heads.
+    """
     gen = torch.Generator().manual_seed(seed)
     z = eager.encode(obs)
     a = eager.pi(z, torch.zeros(z.shape[0], consts.action_dim))[1]["mean"]
-    heads = torch.tensor([num_q - 1, 0])
-    n = 64
+    heads = torch.tensor([consts.num_q - 1, 0])
+    n = samples
     seqs = torch.rand(consts.horizon, n, consts.action_dim, generator=gen) * 2 - 1
     eps = torch.randn(n, consts.action_dim, generator=gen)
     inputs = {
@@ -93,7 +98,7 @@ def parity_report(
             TorchScriptRunner(files["torchscript"], cpu), eager.bins, eager.terminates
         ),
     }
-    inputs = _inputs(eager, obs, consts, consts.num_q, seed)
+    inputs = part_inputs(eager, obs, consts, seed)
     parts: dict[str, dict[str, float]] = {}
     for part, args in inputs.items():
         ref = eager.run(part, *args)
