@@ -92,6 +92,9 @@ def train(args: argparse.Namespace, jobs: list[tuple[str, str]]) -> None:
             print(f"{what} {cfg.run_dir} at step {done} ({left:.0f} min left)", flush=True)
             with build_trainer(cfg, resolve_device(cfg.device)) as trainer:
                 trainer.run()
+            if trainer.stopped_by in ("SIGINT", "SIGTERM"):
+                print(f"{trainer.stopped_by}: stopped with a checkpoint; run again to continue")
+                return
 
 
 def _action_repeat(folder: Path) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import logging
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ from boom_control.envs import ActionMapping, Env, EnvSpec, ObservationContract, 
 from boom_control.train.buffer import ReplayBuffer
 from boom_control.train.checkpoint import load_checkpoint, save_checkpoint
 from boom_control.train.config import load_train_config
+from boom_control.train.interrupt import StopSignals
 from boom_control.train.logger import RunLogger
 from boom_control.train.trainer import Trainer
 
@@ -240,6 +243,36 @@ def test_time_limit_stops_with_a_checkpoint_and_resume_finishes_the_run(tmp_path
     assert torch.equal(full.agent.net.weight, rest.agent.net.weight)
     with pytest.raises(ConfigError, match="time_limit_minutes"):
         make_trainer(tmp_path / "bad", "time_limit_minutes=0")
+
+
+def test_first_ctrl_c_stops_with_a_checkpoint_and_resume_finishes_the_run(tmp_path):
+    full = make_trainer(tmp_path / "full", "steps=44", "checkpoint_every=1000")
+    assert full.run() is True and full.stopped_by is None
+    part = make_trainer(tmp_path / "cut", "steps=44", "checkpoint_every=1000")
+    step_and_learn = part.step_and_learn
+
+    def interrupted_at_step_30():
+        step_and_learn()
+        if part.step == 30:
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C in the terminal sends
+
+    part.step_and_learn = interrupted_at_step_30
+    assert part.run() is False and part.stopped_by == "SIGINT" and part.step == 30
+    part.logger.close()
+    assert load_checkpoint(tmp_path / "cut" / "checkpoints" / "latest.pt")["step"] == 30
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    rest = make_trainer(tmp_path / "cut", "steps=44", "checkpoint_every=1000", "resume=true")
+    assert rest.run() is True and rest.step == 44
+    assert torch.equal(full.agent.net.weight, rest.agent.net.weight)
+
+
+def test_a_second_signal_aborts_at_once():
+    with StopSignals((signal.SIGTERM,)) as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested == "SIGTERM"
+        with pytest.raises(KeyboardInterrupt, match="second SIGTERM"):
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_progress_lines_without_a_terminal(tmp_path, caplog):

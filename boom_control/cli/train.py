@@ -67,7 +67,7 @@ def train(overrides: tuple[str, ...], presets: tuple[str, ...], print_config: bo
         click.echo(hint)
     with build_trainer(cfg, device) as trainer:
         finished = trainer.run()
-    state = "done" if finished else f"stopped by time_limit_minutes at step {trainer.step}"
+    state = "done" if finished else f"stopped by {trainer.stopped_by} at step {trainer.step}"
     click.echo(
         f"{state}: {trainer.step} steps, {trainer.updates} updates; last eval return "
         f"(planner) {trainer.last_eval:.1f}"

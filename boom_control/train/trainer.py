@@ -39,6 +39,7 @@ from boom_control.train.checkpoint import (
 )
 from boom_control.train.config import TrainConfig
 from boom_control.train.evaluate import eval_seeds, eval_workers, evaluate_both
+from boom_control.train.interrupt import StopSignals
 from boom_control.train.logger import RunLogger
 from boom_control.train.plot import plot_run
 
@@ -132,13 +133,16 @@ class Trainer:
         self.episode_return = 0.0
         self._sums: dict[str, float] = {}
         self._count = 0
+        self.stopped_by: str | None = None
+        """Why the last :meth:`run` stopped early: "time_limit_minutes", "SIGINT" or "SIGTERM"."""
 
     # ------------------------------------------------------------------ loop
     def run(self) -> bool:
         """Train until ``cfg.steps`` agent steps, evaluating and checkpointing on the way.
 
-        Returns False when ``cfg.time_limit_minutes`` stopped the run first (a checkpoint
-        to resume from is written), True when it reached ``cfg.steps``.
+        Returns False when ``cfg.time_limit_minutes`` or a first Ctrl-C / SIGTERM stopped
+        the run first (a checkpoint to resume from is written at the end of the step;
+        :attr:`stopped_by` says which), True when it reached ``cfg.steps``.
         """
         cfg = self.cfg
         stop_at = (
@@ -161,28 +165,32 @@ class Trainer:
             desc=cfg.task,
         )
         progress = _ProgressLog(self.step) if bar.disable else None  # no terminal: log lines
+        self.stopped_by = None
         try:
-            while self.step < cfg.steps:
-                self.step_and_learn()
-                bar.update(1)
-                if progress is not None and self.step % cfg.log_every == 0:
-                    progress.log(self.step, cfg.steps, self.last_eval)
-                if self.step % cfg.eval_freq == 0:
-                    self.evaluate()
-                    bar.set_postfix(eval_return=f"{self.last_eval:.1f}", refresh=False)
-                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
-                    self.save()
-                elif stop_at is not None and time.monotonic() > stop_at:
-                    self.save()
-                    log.info(
-                        "time limit of %g min reached at step %d of %d; continue with: "
-                        "boom train run_dir=%s resume=true",
-                        cfg.time_limit_minutes,
-                        self.step,
-                        cfg.steps,
-                        self.run_dir,
-                    )
-                    break
+            with StopSignals() as signals:
+                while self.step < cfg.steps:
+                    self.step_and_learn()
+                    bar.update(1)
+                    if progress is not None and self.step % cfg.log_every == 0:
+                        progress.log(self.step, cfg.steps, self.last_eval)
+                    if self.step % cfg.eval_freq == 0:
+                        self.evaluate()
+                        bar.set_postfix(eval_return=f"{self.last_eval:.1f}", refresh=False)
+                    late = stop_at is not None and time.monotonic() > stop_at
+                    stop = signals.requested or ("time_limit_minutes" if late else None)
+                    if stop or self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                        self.save()
+                    if stop and self.step < cfg.steps:
+                        self.stopped_by = stop
+                        log.info(
+                            "stopped by %s at step %d of %d; continue with: "
+                            "boom train run_dir=%s resume=true",
+                            stop,
+                            self.step,
+                            cfg.steps,
+                            self.run_dir,
+                        )
+                        break
         finally:
             bar.close()
             if self._overlap is not None:
