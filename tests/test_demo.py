@@ -75,3 +75,23 @@ def test_demo_picks_the_shipped_controller_and_refuses_contradictions(tiny_bundl
     assert _shipped_for("dmc:no-such-task") is None
     result = CliRunner().invoke(cli, ["demo", "--bundle", str(tiny_bundle), "--train"])
     assert result.exit_code == 2 and "exclude each other" in result.output
+
+
+def test_demo_plans_with_the_quickest_setting_when_none_fits_at_p99(tmp_path):
+    from boom_control.cli.demo import _cheapest_in_time
+
+    def cell(samples, iterations, p50, precision="fp32"):
+        plan = {"p50": p50, "p99": 2 * p50}
+        return {
+            "samples": samples,
+            "iterations": iterations,
+            "precision": precision,
+            "stages": {"plan": plan},
+        }
+
+    profile = tmp_path / "profile.json"
+    cells = [cell(16, 1, 7.5), cell(16, 2, 12.9), cell(32, 1, 8.1), cell(16, 1, 5.0, "bf16")]
+    profile.write_text(json.dumps({"cells": cells}))
+    assert _cheapest_in_time(profile, 12.0) == (16, 1, 7.5)  # fp32 only, least median
+    assert _cheapest_in_time(profile, 7.0) is None  # no median plan in time
+    assert _cheapest_in_time(tmp_path / "missing.json", 12.0) is None

@@ -53,7 +53,8 @@ def _uses_cuda(device: str) -> bool:
 def _fit_budget(
     bundle: Path, out: Path, budget_ms: float, backend: str, seconds: float
 ) -> Path | None:
-    """Sweep small planner settings on this CPU; the fitted YAML, or None if none fits."""
+    """Sweep small planner settings on this CPU: the fitted YAML; when none fits at p99, the
+    quickest setting whose median plan is in time; None when there is none."""
     folder = out / "profile"
     _run(
         "fit the planner to the budget",
@@ -83,15 +84,59 @@ def _fit_budget(
         ),
     )
     fitted = folder / f"fitted_{budget_ms:g}ms.yaml"
-    if not fitted.is_file():
+    if fitted.is_file():
+        return fitted
+    cheapest = _cheapest_in_time(folder / "profile.json", budget_ms)
+    if cheapest is None:
         click.secho(
-            f"no planner setting fits {budget_ms:g} ms on this CPU: the controller will "
+            f"no planner setting plans within {budget_ms:g} ms on this CPU: the controller will "
             "send the policy's action whenever the plan is late",
             fg="yellow",
             err=True,
         )
         return None
-    return fitted
+    samples, iterations, p50 = cheapest
+    click.secho(
+        f"no planner setting fits {budget_ms:g} ms at p99 on this CPU; controlling with the "
+        f"quickest, {samples} samples x {iterations} iterations (plan p50 {p50:.1f} ms): MPPI "
+        "on the ticks where it is in time, the policy's action on the others",
+        fg="yellow",
+        err=True,
+    )
+    from boom_control.profile.budget import write_control_config
+
+    settings = {
+        "samples": samples,
+        "iterations": iterations,
+        "budget_ms": budget_ms,
+        "backend": backend,
+        "device": "cpu",
+        "threads": 1,
+    }
+    return write_control_config(
+        settings,
+        folder / f"quickest_{budget_ms:g}ms.yaml",
+        f"the quickest measured setting (plan p50 {p50:.2f} ms); none fits the budget at p99",
+    )
+
+
+def _cheapest_in_time(profile: Path, budget_ms: float) -> tuple[int, int, float] | None:
+    """``(samples, iterations, plan p50 ms)`` of the quickest setting in ``profile.json``
+    whose median plan is within the budget, or None."""
+    import json
+
+    if not profile.is_file():
+        return None
+    cells = json.loads(profile.read_text()).get("cells", [])
+    timed = [
+        (c["stages"]["plan"]["p50"], c["samples"], c["iterations"])
+        for c in cells
+        if c.get("precision", "fp32") == "fp32" and "plan" in c.get("stages", {})
+    ]
+    if not timed:
+        return None
+    p50, samples, iterations = min(timed)
+    return (samples, iterations, p50) if p50 < budget_ms else None
 
 
 @click.command()
