@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from boom_control.config import ConfigError
 from boom_control.device import resolve_device
 from boom_control.train.checkpoint import load_checkpoint
 from boom_control.train.config import load_train_config
@@ -114,3 +115,37 @@ def test_overlapped_updates_differ_from_sequential_only_by_the_batch_timing(tmp_
     train_seq = [r for r in logged(tmp_path / "seq", 0) if r[1] == "train"]
     train_ovl = [r for r in logged(tmp_path / "ovl", 0) if r[1] == "train"]
     assert len(train_seq) == len(train_ovl) > 0 and train_seq != train_ovl
+
+
+def test_init_from_starts_a_new_task_from_another_runs_weights(tmp_path):
+    """Fine-tuning: the networks come from the source run, nothing else does."""
+    torch.set_num_threads(1)
+    run(tmp_path / "source", "steps=70", "checkpoint_every=70", "eval_freq=1000")
+    source = load_checkpoint(tmp_path / "source" / "checkpoints" / "latest.pt")["agent"]
+    for overlap in ("false", "true"):
+        tuned = run(
+            tmp_path / f"tuned-{overlap}",
+            "task=dmc:cartpole-balance",
+            f"init_from={tmp_path / 'source'}",
+            f"overlap_update={overlap}",
+            "steps=0",
+        )
+        agent = tuned.agent
+        for model in (agent.model, agent.act_model):  # the acting copy follows
+            mine = model.state_dict()
+            assert mine.keys() == source["model"].keys()
+            assert all(torch.equal(v, mine[k]) for k, v in source["model"].items())
+        assert agent.optim.state_dict()["state"] == {}  # fresh optimiser
+        assert tuned.step == 0 and tuned.updates == 0
+    # a later resume of the fine-tuning run continues from its own checkpoint
+    saved = (tmp_path / "tuned-false" / "config.yaml").read_text()
+    assert "init_from:" in saved and "source" in saved
+
+
+def test_init_from_with_other_network_sizes_is_a_clear_error(tmp_path):
+    torch.set_num_threads(1)
+    run(tmp_path / "source", "steps=1")
+    with pytest.raises(ConfigError, match=r"init_from=.*do not fit.*size mismatch"):
+        run(tmp_path / "other", f"init_from={tmp_path / 'source'}", "model.mlp_dim=32", "steps=0")
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        run(tmp_path / "none", f"init_from={tmp_path / 'missing'}", "steps=0")

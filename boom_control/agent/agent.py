@@ -284,6 +284,16 @@ class Agent:
             **({} if self.act_generator is None else {"act_rng": self.act_generator.get_state()}),
         }
 
+    def load_model_weights(self, model_state: dict[str, torch.Tensor]) -> None:
+        """Take the network weights (target Q included) of an agent of the same sizes.
+
+        The optimisers and the running scale are left as they are (fine-tuning starts
+        them fresh). Raises RuntimeError when a tensor is missing or has another shape.
+        """
+        self.model.load_state_dict(model_state)
+        self.model.eval()
+        self.sync_acting()
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved."""
         self.model.load_state_dict(state["model"])

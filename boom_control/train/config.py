@@ -58,6 +58,11 @@ class TrainConfig:
     """Output folder; None = runs/<task>-<preset>-s<seed>-<time>."""
     resume: bool = False
     """Continue the run in run_dir from its last checkpoint."""
+    init_from: str | None = None
+    """Start a new run from the network weights of another run's checkpoint (a file, or
+    a run folder for its latest one) instead of random ones: fine-tuning on a task with
+    the same observation and action sizes, e.g. h1:walk from an h1:stand run. Optimisers,
+    running scale, replay buffer and counters start fresh; ignored when resuming."""
     save_buffer: bool = True
     """Store the replay buffer in checkpoints (needed for an exact resume)."""
     log_every: int = 1000

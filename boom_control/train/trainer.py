@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from boom_control.agent.types import PlanState
-from boom_control.config import dump_yaml, to_dict
+from boom_control.config import ConfigError, dump_yaml, to_dict
 from boom_control.envs import Env, EnvSpec
 from boom_control.train.buffer import ReplayBuffer
 from boom_control.train.checkpoint import (
@@ -32,6 +32,7 @@ from boom_control.train.checkpoint import (
     checkpoint_dir,
     latest_checkpoint,
     load_checkpoint,
+    resolve_checkpoint,
     rng_state,
     save_checkpoint,
     seed_everything,
@@ -152,6 +153,8 @@ class Trainer:
         )
         if cfg.resume:
             self.resume()
+        elif cfg.init_from is not None and self.step == 0:
+            self.init_weights(cfg.init_from)
         dump_yaml(cfg, self.run_dir / "config.yaml")  # a later resume starts from these values
         log.info(self.buffer.describe())
         if self.step == 0 and cfg.eval_at_start:
@@ -412,6 +415,27 @@ class Trainer:
             self.phase_start = self.step
             self.obs = None
         log.info("resumed %s at step %d (%d updates)", self.run_dir, self.step, self.updates)
+
+    def init_weights(self, source: str | Path) -> None:
+        """Start from the network weights of another run's checkpoint (see ``init_from``)."""
+        path = resolve_checkpoint(source)
+        ckpt = load_checkpoint(path)
+        theirs = ckpt.get("config", {})
+        try:
+            self.agent.load_model_weights(ckpt["agent"]["model"])
+        except (RuntimeError, KeyError) as err:
+            why = " ".join(str(err).split())[:400]
+            raise ConfigError(
+                f"init_from={source}: its networks (task {theirs.get('task')}, model "
+                f"{theirs.get('model', {}).get('preset')}) do not fit this run's (task "
+                f"{self.cfg.task}, model {self.cfg.model.preset}): {why}"
+            ) from None
+        log.info(
+            "initialised the networks from %s (task %s, step %d)",
+            path,
+            theirs.get("task"),
+            ckpt.get("step", -1),
+        )
 
     def _replay_episode(self, ep: dict[str, Any]) -> None:
         """Bring the training env back to the checkpoint's state by replaying the episode."""
