@@ -61,3 +61,39 @@ def test_eval_scores_a_bundle(tiny_bundle):
     assert result.exit_code == 0, result.output
     assert f"bundle: {tiny_bundle}" in result.output
     assert "planner:" in result.output and "policy:" in result.output
+
+
+def test_eval_modes_seeds_lengths_and_json(tiny_bundle, tmp_path):
+    """--mode picks what is scored (the zero action as a reference), --first-seed the
+    reset seeds; lengths come with returns and the JSON file holds both."""
+    import json
+
+    from boom_control.cli import cli
+
+    out = tmp_path / "scores.json"
+    args = ["eval", str(tiny_bundle), "-n", "2", "--device", "cpu", "--threads", "1"]
+    args += ["--mode", "policy", "--mode", "zero", "--first-seed", "21", "--json", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "policy:  return" in result.output and "zero:    return" in result.output
+    assert "planner:" not in result.output and "steps over 2 episodes" in result.output
+    scores = json.loads(out.read_text())
+    assert scores["seeds"] == [21, 22] and scores["task"] == "h1:stand"
+    assert "planner_return_mean" not in scores
+    # the zero action, replayed here by hand on the same seeds
+    lengths, returns = [], []
+    with make_env("h1:stand", seed=0) as env:
+        for seed in (21, 22):
+            env.reset(seed=seed)
+            total, steps, done = 0.0, 0, False
+            while not done:
+                _, reward, terminated, truncated, _ = env.step(np.zeros(19))
+                total, steps, done = total + reward, steps + 1, terminated or truncated
+            lengths.append(steps)
+            returns.append(total)
+    assert scores["zero_length_mean"] == pytest.approx(np.mean(lengths))
+    assert scores["zero_return_mean"] == pytest.approx(np.mean(returns))
+    assert scores["policy_length_mean"] >= 1 and np.isfinite(scores["policy_return_std"])
+
+    result = CliRunner().invoke(cli, ["eval", str(tiny_bundle), "--mode", "random"])
+    assert result.exit_code != 0 and "random" in result.output

@@ -130,6 +130,27 @@ def _cpu_speed_hint(cfg: Any, device_type: str) -> str | None:
     "--max-steps", type=int, default=None, help="Stop the recorded episode after N steps."
 )
 @click.option("--policy-only", is_flag=True, help="Record the policy alone (no planner).")
+@click.option(
+    "--mode",
+    "modes",
+    type=click.Choice(["planner", "policy", "zero"]),
+    multiple=True,
+    help="What to score, repeatable: the MPPI planner, the policy alone, or the zero "
+    "action as a reference [default: planner and policy].",
+)
+@click.option(
+    "--first-seed",
+    type=int,
+    default=None,
+    help="Reset seeds FIRST, FIRST+1, ... instead of the run's evaluation seeds.",
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the scores (returns, episode lengths, seeds) to this JSON file.",
+)
 def evaluate(
     source: str,
     episodes: int,
@@ -145,8 +166,11 @@ def evaluate(
     strip_frames: int,
     max_steps: int | None,
     policy_only: bool,
+    modes: tuple[str, ...],
+    first_seed: int | None,
+    json_out: str | None,
 ) -> None:
-    """Evaluate SOURCE with the planner and the policy alone.
+    """Evaluate SOURCE with the planner and the policy alone (returns and episode lengths).
 
     SOURCE is a checkpoint (.pt file or run folder) or an exported bundle folder. With
     --video and/or --strip, one episode is rendered offscreen instead (MuJoCo with EGL, or
@@ -173,19 +197,31 @@ def evaluate(
     from export.bundle import BundleError
 
     try:
-        res = evaluate_source(source, episodes=episodes, device=device, seed=seed, workers=workers)
+        res = evaluate_source(
+            source,
+            episodes=episodes,
+            device=device,
+            seed=seed,
+            workers=workers,
+            modes=modes or ("planner", "policy"),
+            first_seed=first_seed,
+        )
     except BundleError as err:
         raise click.ClickException(str(err)) from None
     s = res.scores
     click.echo(f"{res.kind}: {res.source} (step {res.step}, task {res.task}, device {res.device})")
-    click.echo(
-        f"planner: {s['planner_return_mean']:.1f} ± {s['planner_return_std']:.1f} "
-        f"over {episodes} episodes"
-    )
-    click.echo(
-        f"policy:  {s['policy_return_mean']:.1f} ± {s['policy_return_std']:.1f} "
-        f"over {episodes} episodes"
-    )
+    for mode in modes or ("planner", "policy"):
+        click.echo(
+            f"{mode + ':':<8} return {s[f'{mode}_return_mean']:.1f} ± "
+            f"{s[f'{mode}_return_std']:.1f}, length {s[f'{mode}_length_mean']:.1f} ± "
+            f"{s[f'{mode}_length_std']:.1f} steps over {episodes} episodes"
+        )
+    if json_out is not None:
+        import json
+
+        payload = {k: getattr(res, k) for k in ("kind", "source", "step", "task", "device")}
+        Path(json_out).write_text(json.dumps({**payload, "seeds": res.seeds, **s}, indent=2))
+        click.echo(f"wrote {json_out}")
 
 
 def _record(

@@ -114,23 +114,55 @@ def run_episodes(
     ``envs``: one environment, or several to run that many episodes at once (one thread
     each); the returns do not depend on how many (see :func:`run_episode`).
     """
+    return episode_stats(agent, envs, seeds, use_planner)[0]
+
+
+def episode_stats(
+    agent: Actor, envs: Any | Sequence[Any], seeds: Sequence[int], use_planner: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Returns and lengths (steps) of one episode per reset seed, each of shape ``(N,)``
+    (see :func:`run_episodes`)."""
     envs = list(envs) if isinstance(envs, (list, tuple)) else [envs]
     seeds = [int(s) for s in seeds]
     workers = max(1, min(len(envs), len(seeds)))
 
     # Worker k runs episodes k, k + workers, ... on its own env.
-    def work(k: int) -> list[float]:
-        return [run_episode(agent, envs[k], s, use_planner)[0] for s in seeds[k::workers]]
+    def work(k: int) -> list[tuple[float, int]]:
+        return [run_episode(agent, envs[k], s, use_planner) for s in seeds[k::workers]]
 
     if workers == 1:
         parts = [work(0)]
     else:
         with ThreadPoolExecutor(workers, thread_name_prefix="boom-eval") as pool:
             parts = list(pool.map(work, range(workers)))
-    returns = np.empty(len(seeds))
+    returns, lengths = np.empty(len(seeds)), np.empty(len(seeds), dtype=np.int64)
     for k, part in enumerate(parts):
-        returns[k::workers] = part
-    return returns
+        returns[k::workers] = [r for r, _ in part]
+        lengths[k::workers] = [n for _, n in part]
+    return returns, lengths
+
+
+class ZeroActor:
+    """The reference actor that always sends the zero action (for H1: hold the default
+    pose), to compare a controller with doing nothing."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, action_dim: int) -> None:
+        self._zero = np.zeros(action_dim, np.float32)
+
+    def initial_plan_state(self) -> None:
+        return None
+
+    def act(
+        self,
+        obs: np.ndarray,
+        state: Any,
+        eval_mode: bool,
+        use_planner: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
+        return self._zero.copy(), self._zero.copy(), self._zero.copy(), None
 
 
 def evaluate_both(
@@ -149,6 +181,11 @@ def evaluate_both(
     }
 
 
+EVAL_MODES = ("planner", "policy", "zero")
+"""What :func:`evaluate_source` can run: the MPPI planner, the policy alone, or the zero
+action (a reference)."""
+
+
 @dataclass(frozen=True)
 class EvalScore:
     """Result of :func:`evaluate_source`."""
@@ -159,7 +196,10 @@ class EvalScore:
     step: int
     task: str
     device: str
+    seeds: list[int]
+    """The reset seeds of the episodes (the same for every mode)."""
     scores: dict[str, float]
+    """``<mode>_return_mean``/``_std`` and ``<mode>_length_mean``/``_std`` per mode."""
 
 
 def evaluate_source(
@@ -168,16 +208,29 @@ def evaluate_source(
     device: str = "auto",
     seed: int | None = None,
     workers: int = 0,
+    modes: Sequence[str] = ("planner", "policy"),
+    first_seed: int | None = None,
 ) -> EvalScore:
-    """Load a checkpoint (file or run folder) or a bundle folder and evaluate it for
-    ``episodes`` episodes each with the planner and with the policy alone, ``workers``
-    episodes at once (0: :func:`default_workers`)."""
+    """Load a checkpoint (file or run folder) or a bundle folder and run ``episodes``
+    episodes in each of ``modes`` (:data:`EVAL_MODES`), ``workers`` episodes at once (0:
+    :func:`default_workers`).
+
+    The reset seeds are the run's evaluation seeds (:func:`eval_seeds` of ``seed``, the
+    run's by default), or ``first_seed, first_seed + 1, ...`` when that is given.
+    """
     from boom_control.train.sources import load_source
 
     if workers < 0:
         raise ValueError(f"workers must be >= 0 (0: automatic), got {workers}")
+    unknown = [m for m in modes if m not in EVAL_MODES]
+    if unknown or not modes:
+        raise ValueError(f"modes must be some of {', '.join(EVAL_MODES)}, got {list(modes)}")
     src = load_source(path, device=device, seed=seed)
     workers = eval_workers(workers, episodes, src.device, src.task)
+    if first_seed is None:
+        seeds = eval_seeds(src.seed, episodes)
+    else:
+        seeds = list(range(first_seed, first_seed + episodes))
     log.info(
         "evaluating %s (step %d) on %s, %d episodes, %d at once",
         src.path,
@@ -187,10 +240,19 @@ def evaluate_source(
         workers,
     )
     envs = [src.env]
+    scores: dict[str, float] = {"episodes": episodes}
     try:
         envs += [src.make_env() for _ in range(workers - 1)]
-        scores = evaluate_both(src.actor, envs, eval_seeds(src.seed, episodes))
+        for mode in dict.fromkeys(modes):
+            actor = ZeroActor(src.env.spec.action_dim) if mode == "zero" else src.actor
+            returns, lengths = episode_stats(actor, envs, seeds, use_planner=mode == "planner")
+            scores |= {
+                f"{mode}_return_mean": float(returns.mean()),
+                f"{mode}_return_std": float(returns.std()),
+                f"{mode}_length_mean": float(lengths.mean()),
+                f"{mode}_length_std": float(lengths.std()),
+            }
     finally:
         for env in envs:
             env.close()
-    return EvalScore(src.kind, src.path, src.step, src.task, src.device, scores)
+    return EvalScore(src.kind, src.path, src.step, src.task, src.device, seeds, scores)
