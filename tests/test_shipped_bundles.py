@@ -2,7 +2,8 @@
 
 Every shipped bundle must load (checksums verified), pass a fresh parity check of its
 ONNX and TorchScript parts against the eager model on observations recorded from its task,
-and its policy alone must keep an H1 upright longer than the zero action does.
+and its policy alone must do better on its H1 task than the zero action: stay up longer
+(h1:stand) or earn more of the task's reward (h1:walk).
 """
 
 from __future__ import annotations
@@ -58,7 +59,10 @@ def test_shipped_bundle_loads_and_is_in_parity(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", [n for n in BUNDLES if n.startswith("h1-")])
-def test_shipped_h1_policy_stays_up_longer_than_zero_action(name: str) -> None:
+def test_shipped_h1_policy_does_better_than_zero_action(name: str) -> None:
+    """A standing controller must stay up 1.2x as long as the zero action and earn more
+    reward; a walking one (whose reward is standing x upright x forward speed) must earn
+    twice the zero action's reward and not fall sooner on average (5% slack)."""
     bundle = load_bundle(shipped_bundle(name))
     model = bundle.model("torch")
     env = make_env(bundle.task_id, seed=0)
@@ -71,7 +75,11 @@ def test_shipped_h1_policy_stays_up_longer_than_zero_action(name: str) -> None:
 
     trained = [_episode_length(env, policy, s) for s in SEEDS]
     idle = [_episode_length(env, lambda _: zeros, s) for s in SEEDS]
-    trained_len = np.mean([n for n, _ in trained])
-    idle_len = np.mean([n for n, _ in idle])
-    assert trained_len > 1.2 * idle_len, (trained, idle)
-    assert np.mean([r for _, r in trained]) > np.mean([r for _, r in idle])
+    trained_len, idle_len = np.mean([n for n, _ in trained]), np.mean([n for n, _ in idle])
+    trained_ret, idle_ret = np.mean([r for _, r in trained]), np.mean([r for _, r in idle])
+    if bundle.task_id == "h1:stand":
+        assert trained_len > 1.2 * idle_len, (trained, idle)
+        assert trained_ret > idle_ret, (trained, idle)
+    else:
+        assert trained_ret > 2.0 * idle_ret, (trained, idle)
+        assert trained_len > 0.95 * idle_len, (trained, idle)
