@@ -45,6 +45,30 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices in hardware.
+
+    CUDA: compute capability 8.0 or newer (Ampere, Hopper, ...). CPU: AVX512-BF16 or AMX
+    instructions. Elsewhere (an AVX2-only CPU, for one) bf16 matmuls are emulated and run
+    several times slower than fp32 ones.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.get_device_capability(device)[0] >= 8
+    if device.type == "cpu":
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``fp32`` or ``bf16`` as asked; ``auto`` = bf16 where :func:`native_bf16`, else fp32."""
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32', 'bf16' or 'auto', got {precision!r}")
+    return precision
+
+
 def describe_device(device: torch.device) -> str:
     """Human-readable name of a device, for start-up banners."""
     if device.type == "cuda":

@@ -268,3 +268,49 @@ def test_adam_is_fused_and_states_saved_without_the_flag_load_fused():
     restored.update(_batch(seed=3))
     for a, b in zip(agent.model.parameters(), restored.model.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_auto_precision_takes_bf16_only_where_the_cpu_has_it(monkeypatch, native: bool):
+    """precision=auto: bf16 on CPUs with AVX512-BF16/AMX, fp32 on the others (where bf16
+    matmuls are emulated); the agent then plans exactly as with the explicit setting."""
+    from boom_control import device as devices
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert devices.native_bf16(CPU) is native
+    chosen = "bf16" if native else "fp32"
+    assert devices.resolve_precision("auto", CPU) == chosen
+    assert devices.resolve_precision("fp32", CPU) == "fp32"  # explicit settings are kept
+    assert devices.resolve_precision("bf16", CPU) == "bf16"
+    with pytest.raises(ValueError, match="auto"):
+        devices.resolve_precision("fp16", CPU)
+
+    auto = _agent(
+        planner_cfg=dataclasses.replace(SMALL_PLAN, precision="auto"),
+        agent_cfg=AgentConfig(batch_size=16, precision="auto"),
+    )
+    assert auto.planner_cfg.precision == auto.agent_cfg.precision == chosen
+    assert isinstance(auto._plan_weights, CastWeights) is native
+    explicit = _agent(
+        planner_cfg=dataclasses.replace(SMALL_PLAN, precision=chosen),
+        agent_cfg=AgentConfig(batch_size=16, precision=chosen),
+    )
+    obs = np.random.default_rng(3).standard_normal(5).astype(np.float32)
+    torch.manual_seed(5)
+    a, *_ = auto.act(obs, auto.initial_plan_state(), eval_mode=False)
+    torch.manual_seed(5)
+    b, *_ = explicit.act(obs, explicit.initial_plan_state(), eval_mode=False)
+    assert np.array_equal(a, b)
+    with pytest.raises(ValueError, match="'auto'"):
+        PlannerConfig(precision="half")
+
+
+def test_cpu_without_bf16_instructions_is_not_native(monkeypatch):
+    from boom_control import device as devices
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert devices.native_bf16(CPU)  # AMX tiles multiply bf16 too
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert not devices.native_bf16(CPU)

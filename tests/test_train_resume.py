@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,6 +15,7 @@ from boom_control.device import resolve_device
 from boom_control.train.checkpoint import load_checkpoint
 from boom_control.train.config import load_train_config
 from boom_control.train.trainer import build_trainer
+from export.bundle import BundleError
 
 pytest.importorskip("dm_control")
 
@@ -149,3 +152,60 @@ def test_init_from_with_other_network_sizes_is_a_clear_error(tmp_path):
         run(tmp_path / "other", f"init_from={tmp_path / 'source'}", "model.mlp_dim=32", "steps=0")
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         run(tmp_path / "none", f"init_from={tmp_path / 'missing'}", "steps=0")
+
+
+def test_init_from_a_bundle_takes_its_verified_weights(tmp_path, tiny_bundle):
+    """A bundle folder is a source too: its weights/model.pt, after the checksum check."""
+    torch.set_num_threads(1)
+    smoke = load_train_config(
+        [
+            "task=h1:stand",
+            "task_options.episode_length=100",
+            "device=cpu",
+            f"init_from={tiny_bundle}",
+            "steps=0",
+            "eval_at_start=false",
+            "log_tensorboard=false",
+            f"run_dir={tmp_path / 'tuned'}",
+        ],
+        presets=("train", "train_smoke"),
+    )
+    with build_trainer(smoke, resolve_device("cpu")) as trainer:
+        trainer.run()
+    weights = torch.load(tiny_bundle / "weights" / "model.pt", weights_only=True)
+    mine = trainer.agent.model.state_dict()
+    assert mine.keys() == weights.keys()
+    assert all(torch.equal(v, mine[k]) for k, v in weights.items())
+
+    # a bundle whose weights no longer match its checksum is refused
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_bundle, broken)
+    with (broken / "weights" / "model.pt").open("r+b") as f:
+        f.seek(200)
+        byte = f.read(1)
+        f.seek(200)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(BundleError, match="model.pt"):
+        run(tmp_path / "from-broken", f"init_from={broken}", "steps=0")
+
+
+def test_seed_actor_planner_collects_the_seed_phase_with_the_planner(tmp_path):
+    """seed_actor=planner: the seed-phase rows hold the planner's (mu, std), not uniform
+    draws with std 0; an unknown actor is a clear error."""
+    torch.set_num_threads(1)
+    steps = ("steps=40", "checkpoint_every=40", "eval_freq=1000")
+    random_run = run(tmp_path / "random", *steps)
+    planner_run = run(tmp_path / "planner", *steps, "seed_actor=planner")
+    assert random_run.step == planner_run.step == 40
+    assert random_run.updates == planner_run.updates == 0  # still in the seed phase
+    for trainer, planned in ((random_run, False), (planner_run, True)):
+        buf = trainer.buffer
+        rows = np.flatnonzero(np.abs(buf.action).sum(axis=1) > 0)
+        assert len(rows) >= 39
+        if planned:  # the planner's sampling std is never below its minimum
+            assert (buf.std[rows] > 0).all()
+        else:  # uniform actions, stored as their own mean with std 0
+            assert (buf.std[rows] == 0).all()
+            assert np.array_equal(buf.mu[rows], buf.action[rows])
+    with pytest.raises(ConfigError, match="seed_actor"):
+        load_train_config([*TINY, "seed_actor=policy"])

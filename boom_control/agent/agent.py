@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
+import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -36,7 +38,10 @@ from boom_control.agent.planner import (
 from boom_control.agent.split import CoreGate, SplitIteration
 from boom_control.agent.types import Batch, PlanState
 from boom_control.agent.world_model import WorldModel
-from boom_control.device import usable_cpus
+from boom_control.device import describe_device, resolve_precision, usable_cpus
+
+log = logging.getLogger(__name__)
+_Cfg = TypeVar("_Cfg", PlannerConfig, AgentConfig)
 
 
 def discount_for(episode_length: int) -> float:
@@ -53,6 +58,15 @@ def _precision_context(
     if precision == "fp32":
         return contextlib.nullcontext
     return lambda: torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=cache)
+
+
+def _with_precision(cfg: _Cfg, device: torch.device, name: str) -> _Cfg:
+    """``cfg`` with ``precision="auto"`` resolved for ``device`` (see resolve_precision)."""
+    if cfg.precision != "auto":
+        return cfg
+    chosen = resolve_precision("auto", device)
+    log.info("%s.precision=auto: %s on %s", name, chosen, describe_device(device))
+    return dataclasses.replace(cfg, precision=chosen)
 
 
 def _set_fused(optim: torch.optim.Optimizer, fused: bool) -> None:
@@ -90,6 +104,9 @@ class Agent:
         self.obs_dim = obs_dim
         self.action_dim = action_dim
         self.device = torch.device(device)
+        # precision "auto": bf16 only where this device has it in hardware
+        planner_cfg = _with_precision(planner_cfg, self.device, "planner")
+        agent_cfg = _with_precision(agent_cfg, self.device, "agent")
         self.model_cfg, self.planner_cfg, self.agent_cfg = model_cfg, planner_cfg, agent_cfg
         self.gamma = discount_for(episode_length)
         self.model = WorldModel(obs_dim, action_dim, model_cfg, terminates).to(self.device)

@@ -82,9 +82,11 @@ class PlannerConfig:
     """Lower clamp of the sampling std."""
     max_std: float = 2.0
     """Upper clamp (and initial value) of the sampling std."""
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
     """Planning matmuls in the agent: 'bf16' runs them under bfloat16 autocast (values,
-    returns and actions stay fp32; plans differ from fp32 ones, see benchmarks)."""
+    returns and actions stay fp32; plans differ from fp32 ones, see benchmarks); 'auto'
+    = bf16 where the device has bf16 matmuls in hardware (AVX512-BF16/AMX CPUs, CUDA
+    compute capability >= 8), fp32 elsewhere (emulated bf16 is several times slower)."""
     compile: bool = False
     """Run one MPPI iteration through torch.compile (inductor); same maths, rounding
     differs by ~1e-7; the first plan pays the compilation."""
@@ -98,8 +100,10 @@ class PlannerConfig:
     CUDA."""
 
     def __post_init__(self) -> None:
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"planner.precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.precision not in ("fp32", "bf16", "auto"):
+            raise ValueError(
+                f"planner.precision must be 'fp32', 'bf16' or 'auto', got {self.precision!r}"
+            )
         if not 1 <= self.threads <= self.num_samples:
             raise ValueError(
                 f"planner.threads must be between 1 and num_samples ({self.num_samples}), "
@@ -151,16 +155,19 @@ class AgentConfig:
     """The alignment term is active only once the running scale S exceeds this."""
     q_read: Literal["avg", "min"] = "min"
     """Q read-out of the policy loss (BOOM: min; planner always uses avg)."""
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
     """Forward passes of the losses: 'bf16' runs their matmuls under bfloat16 autocast
-    (losses, parameters, gradients and optimiser state stay fp32)."""
+    (losses, parameters, gradients and optimiser state stay fp32); 'auto' as for
+    ``planner.precision``."""
     compile: bool = False
     """Run the world-model and policy losses (forward and backward) through torch.compile
     (inductor, eager random streams); same maths, rounding differs by ~1e-7."""
 
     def __post_init__(self) -> None:
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"agent.precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.precision not in ("fp32", "bf16", "auto"):
+            raise ValueError(
+                f"agent.precision must be 'fp32', 'bf16' or 'auto', got {self.precision!r}"
+            )
 
     def lambda_for(self, action_dim: int) -> float:
         """Alignment weight for an action dimension (config value wins when set)."""

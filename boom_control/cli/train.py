@@ -18,6 +18,8 @@ Common keys (every key and its value: --print-config):
   time_limit_minutes=N      stop with a checkpoint after N minutes
   agent.align_lambda=0      TD-MPC2's policy objective (the baseline)
   run_dir=DIR resume=true   continue a run where it stopped
+  init_from=RUN|BUNDLE      start from another run's (or a bundle's) network weights
+  seed_actor=planner        with init_from: the seed phase acts with the planner
 \b
 Presets (--preset NAME): train_fast (fast Mish, bf16, torch.compile), train_smoke
 """
@@ -85,7 +87,7 @@ def _cpu_speed_hint(cfg: Any, device_type: str) -> str | None:
     if device_type != "cpu":
         return None
     off = []
-    if not (cfg.planner.compile and cfg.agent.compile and cfg.planner.precision == "bf16"):
+    if not (cfg.planner.compile and cfg.agent.compile and cfg.planner.precision != "fp32"):
         off.append("--preset train_fast")
     if not cfg.overlap_update:
         off.append("overlap_update=true")

@@ -40,6 +40,10 @@ class TrainConfig:
     """'auto', 'cpu', 'cuda' or 'cuda:N'."""
     seed_steps: int | None = None
     """Random-action steps before learning; None = max(1000, 5 * episode_length)."""
+    seed_actor: str = "random"
+    """Who acts in the seed phase: 'random' (uniform actions, the usual start) or
+    'planner' (the agent's own planner; for ``init_from`` runs, whose networks are
+    already trained, so the first data and the pretraining updates are on its behaviour)."""
     eval_freq: int = 50_000
     """Evaluate every this many agent steps (and at step 0)."""
     eval_episodes: int = 10
@@ -61,7 +65,8 @@ class TrainConfig:
     init_from: str | None = None
     """Start a new run from the network weights of another run's checkpoint (a file, or
     a run folder for its latest one) instead of random ones: fine-tuning on a task with
-    the same observation and action sizes, e.g. h1:walk from an h1:stand run. Optimisers,
+    the same observation and action sizes, e.g. h1:walk from an h1:stand run; a bundle
+    folder works too (its verified weights/model.pt). Optimisers,
     running scale, replay buffer and counters start fresh; ignored when resuming."""
     save_buffer: bool = True
     """Store the replay buffer in checkpoints (needed for an exact resume)."""
@@ -93,6 +98,8 @@ class TrainConfig:
             raise ConfigError(f"steps must be >= 0, got {self.steps}")
         if self.eval_workers < 0:
             raise ConfigError(f"eval_workers must be >= 0 (0: automatic), got {self.eval_workers}")
+        if self.seed_actor not in ("random", "planner"):
+            raise ConfigError(f"seed_actor must be 'random' or 'planner', got {self.seed_actor!r}")
         if self.seed_steps is not None and self.seed_steps < 0:
             raise ConfigError(f"seed_steps must be >= 0, got {self.seed_steps}")
         if self.buffer_capacity is not None and self.buffer_capacity < 1:

@@ -221,10 +221,12 @@ class Trainer:
         self.close()
 
     def env_step(self) -> None:
-        """One interaction: random action in the seed phase, the planner's afterwards."""
+        """One interaction: the planner's action, or a random one in the seed phase (unless
+        ``seed_actor=planner``)."""
         if self.obs is None:
             self._begin_episode()
-        if self.step < self.phase_start + self.seed_steps:
+        seeding = self.step < self.phase_start + self.seed_steps
+        if seeding and self.cfg.seed_actor == "random":
             action = self.rng.uniform(-1.0, 1.0, self.spec.action_dim).astype(np.float32)
             mu, std = action, np.zeros_like(action)
         else:
@@ -418,24 +420,16 @@ class Trainer:
 
     def init_weights(self, source: str | Path) -> None:
         """Start from the network weights of another run's checkpoint (see ``init_from``)."""
-        path = resolve_checkpoint(source)
-        ckpt = load_checkpoint(path)
-        theirs = ckpt.get("config", {})
+        path, weights, task, preset, step = _source_weights(source)
         try:
-            self.agent.load_model_weights(ckpt["agent"]["model"])
+            self.agent.load_model_weights(weights)
         except (RuntimeError, KeyError) as err:
             why = " ".join(str(err).split())[:400]
             raise ConfigError(
-                f"init_from={source}: its networks (task {theirs.get('task')}, model "
-                f"{theirs.get('model', {}).get('preset')}) do not fit this run's (task "
-                f"{self.cfg.task}, model {self.cfg.model.preset}): {why}"
+                f"init_from={source}: its networks (task {task}, model {preset}) do not fit "
+                f"this run's (task {self.cfg.task}, model {self.cfg.model.preset}): {why}"
             ) from None
-        log.info(
-            "initialised the networks from %s (task %s, step %d)",
-            path,
-            theirs.get("task"),
-            ckpt.get("step", -1),
-        )
+        log.info("initialised the networks from %s (task %s, step %d)", path, task, step)
 
     def _replay_episode(self, ep: dict[str, Any]) -> None:
         """Bring the training env back to the checkpoint's state by replaying the episode."""
@@ -453,6 +447,29 @@ class Trainer:
         self.episode_return = float(ep["return"])
         ps = ep["plan_state"]
         self.plan_state = PlanState(**ps) if isinstance(ps, dict) else ps
+
+
+def _source_weights(source: str | Path) -> tuple[Path, dict[str, Any], Any, Any, int]:
+    """Network weights to fine-tune from: a checkpoint, a run folder or a bundle folder.
+
+    Returns (file read, model state dict, source task, model preset, training step).
+    A bundle is verified (checksums) before its ``weights/model.pt`` is read.
+    """
+    from export.bundle import BUNDLE_FILE, WEIGHTS, load_bundle
+
+    root = Path(source)
+    if (root / BUNDLE_FILE).is_file() or root.name == BUNDLE_FILE:
+        bundle = load_bundle(root)
+        path = bundle.root / WEIGHTS
+        weights = torch.load(path, map_location="cpu", weights_only=True)
+        training = bundle.meta.get("training", {})
+        step = int(training.get("step", -1))
+        return path, weights, bundle.task_id, bundle.meta["model"].get("preset"), step
+    path = resolve_checkpoint(source)
+    ckpt = load_checkpoint(path)
+    theirs = ckpt.get("config", {})
+    preset = theirs.get("model", {}).get("preset")
+    return path, ckpt["agent"]["model"], theirs.get("task"), preset, int(ckpt.get("step", -1))
 
 
 def make_agent(cfg: TrainConfig, spec: EnvSpec, device: torch.device) -> Any:
