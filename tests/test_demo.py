@@ -78,7 +78,9 @@ def test_demo_picks_the_shipped_controller_and_refuses_contradictions(tiny_bundl
 
 
 def test_demo_plans_with_the_quickest_setting_when_none_fits_at_p99(tmp_path):
-    from boom_control.cli.demo import _cheapest_in_time
+    import yaml
+
+    from boom_control.cli.demo import _quickest, _quickest_config
 
     def cell(samples, iterations, p50, precision="fp32"):
         plan = {"p50": p50, "p99": 2 * p50}
@@ -92,6 +94,14 @@ def test_demo_plans_with_the_quickest_setting_when_none_fits_at_p99(tmp_path):
     profile = tmp_path / "profile.json"
     cells = [cell(16, 1, 7.5), cell(16, 2, 12.9), cell(32, 1, 8.1), cell(16, 1, 5.0, "bf16")]
     profile.write_text(json.dumps({"cells": cells}))
-    assert _cheapest_in_time(profile, 12.0) == (16, 1, 7.5)  # fp32 only, least median
-    assert _cheapest_in_time(profile, 7.0) is None  # no median plan in time
-    assert _cheapest_in_time(tmp_path / "missing.json", 12.0) is None
+    assert _quickest(profile) == (16, 1, 7.5)  # fp32 only, least median
+    assert _quickest(tmp_path / "missing.json") is None
+    # median in time, or not even that (a slow CPU): either way the quickest setting plans,
+    # which completes more plans than the bundle's full size would
+    for budget in (12.0, 7.0):
+        path = _quickest_config(tmp_path, budget, "onnx")
+        assert path is not None and path.name == f"quickest_{budget:g}ms.yaml"
+        settings = yaml.safe_load(path.read_text())
+        assert settings["samples"] == 16 and settings["iterations"] == 1
+        assert settings["budget_ms"] == budget and settings["backend"] == "onnx"
+    assert _quickest_config(tmp_path / "nothing", 12.0, "onnx") is None
