@@ -106,7 +106,8 @@ def _quickest_config(folder: Path, budget_ms: float, backend: str) -> Path | Non
         )
         return None
     samples, iterations, p50 = quickest
-    if p50 < budget_ms:
+    in_time = p50 < budget_ms
+    if in_time:
         why = (
             f"no planner setting fits {budget_ms:g} ms at p99 on this CPU; controlling with the "
             f"quickest, {samples} samples x {iterations} iterations (plan p50 {p50:.1f} ms): "
@@ -129,12 +130,11 @@ def _quickest_config(folder: Path, budget_ms: float, backend: str) -> Path | Non
         "device": "cpu",
         "threads": 1,
     }
-    in_time = "" if p50 < budget_ms else ", over the budget too"
+    over = "" if in_time else ", over the budget too"
     return write_control_config(
         settings,
         folder / f"quickest_{budget_ms:g}ms.yaml",
-        f"the quickest measured setting (plan p50 {p50:.2f} ms{in_time}); none fits the "
-        "budget at p99",
+        f"the quickest measured setting (plan p50 {p50:.2f} ms{over}); none fits the budget at p99",
     )
 
 

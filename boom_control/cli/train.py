@@ -21,7 +21,7 @@ Common keys (every key and its value: --print-config):
   init_from=RUN|BUNDLE      start from another run's (or a bundle's) network weights
   seed_actor=planner        with init_from: the seed phase acts with the planner
 \b
-Presets (--preset NAME): train_fast (fast Mish, bf16, torch.compile), train_smoke
+Presets (--preset NAME): train_fast (fast Mish, bf16 where native, torch.compile), train_smoke
 """
 
 
