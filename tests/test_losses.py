@@ -147,9 +147,9 @@ def test_policy_gradient_reaches_only_the_policy():
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.pi_parameters())
 
 
-def _agent(seed: int = 0) -> Agent:
+def _agent(seed: int = 0, **agent_kw) -> Agent:
     torch.manual_seed(seed)
-    return Agent(O, A, 500, SMALL, PLAN, AgentConfig(batch_size=B), CPU)
+    return Agent(O, A, 500, SMALL, PLAN, AgentConfig(batch_size=B, **agent_kw), CPU)
 
 
 def test_agent_update_changes_parameters_and_is_finite():
@@ -175,6 +175,25 @@ def test_agent_update_changes_parameters_and_is_finite():
         torch.lerp(before["_target_Qs.weight.0"], after["_Qs.weight.0"], 0.01),
     )
     assert not agent.model.training
+
+
+def test_frozen_world_model_only_the_policy_learns():
+    """freeze_world_model: every world-model tensor (target Q included) stays as it was,
+    the policy moves, and the world-model losses are still reported."""
+    agent = _agent(freeze_world_model=True)
+    before = {k: v.clone() for k, v in agent.model.state_dict().items()}
+    for seed in range(3):
+        out = agent.update(_batch(seed))
+    after = agent.model.state_dict()
+    policy = {k for k in before if k.startswith("_pi.")}
+    assert policy and len(policy) < len(before)
+    for name, value in before.items():
+        assert torch.equal(value, after[name]) != (name in policy), name
+    for key in ("consistency_loss", "reward_loss", "value_loss", "pi_loss"):
+        assert math.isfinite(out[key]), key
+    assert "world_model_grad_norm" not in out
+    assert agent.optim.state_dict()["state"] == {}  # the world model's Adam never stepped
+    assert not any(p.grad is not None for p in agent.model.model_parameters())
 
 
 def test_agent_act_shapes_and_policy_only_mode():

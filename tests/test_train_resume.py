@@ -209,3 +209,33 @@ def test_seed_actor_planner_collects_the_seed_phase_with_the_planner(tmp_path):
             assert np.array_equal(buf.mu[rows], buf.action[rows])
     with pytest.raises(ConfigError, match="seed_actor"):
         load_train_config([*TINY, "seed_actor=policy"])
+
+
+def test_policy_acts_sends_the_policys_action_with_the_planners_target(tmp_path, monkeypatch):
+    """policy_acts=1: after the seed phase every step is still planned, the policy's own
+    action is sent and stored, and the planner's mean and std go with it as the target."""
+    torch.set_num_threads(1)
+    cfg = load_train_config(
+        [*TINY, f"run_dir={tmp_path}", "steps=30", "seed_steps=10", "policy_acts=1.0"]
+    )
+    calls: list[tuple[bool, tuple]] = []
+    with build_trainer(cfg, resolve_device("cpu")) as trainer:
+        real = trainer.agent.act
+
+        def spy(obs, plan_state, eval_mode, use_planner=True, generator=None):
+            out = real(obs, plan_state, eval_mode, use_planner, generator)
+            calls.append((use_planner, out))
+            return out
+
+        monkeypatch.setattr(trainer.agent, "act", spy)
+        trainer.run()
+    assert [planned for planned, _ in calls] == [True, False] * 20  # steps 10..29
+    buf = trainer.buffer
+    rows = np.flatnonzero(np.abs(buf.action).sum(axis=1) > 0)[-20:]
+    for k, row in enumerate(rows):
+        planned, policy = calls[2 * k][1], calls[2 * k + 1][1]
+        assert np.array_equal(buf.action[row], policy[0])  # the policy's action was sent
+        assert np.array_equal(buf.mu[row], planned[1]) and np.array_equal(buf.std[row], planned[2])
+        assert not np.array_equal(policy[0], planned[0])
+    with pytest.raises(ConfigError, match="policy_acts"):
+        load_train_config([*TINY, "policy_acts=1.5"])

@@ -268,12 +268,14 @@ class Agent:
     def _update_step(self, batch: Batch) -> dict[str, float]:
         clip = self.agent_cfg.grad_clip_norm
         self.model.train()
-        with self._update_precision():
+        frozen = self.agent_cfg.freeze_world_model
+        with torch.no_grad() if frozen else contextlib.nullcontext(), self._update_precision():
             wm_loss, zs, info = self._world_model_loss(self.model, batch, self.loss_consts)
-        self.optim.zero_grad(set_to_none=True)
-        wm_loss.backward()
-        info["world_model_grad_norm"] = torch.nn.utils.clip_grad_norm_(self._wm_params, clip)
-        self.optim.step()
+        if not frozen:
+            self.optim.zero_grad(set_to_none=True)
+            wm_loss.backward()
+            info["world_model_grad_norm"] = torch.nn.utils.clip_grad_norm_(self._wm_params, clip)
+            self.optim.step()
 
         with self._update_precision():
             pi_loss, new_scale, pi_info = self._policy_loss(
@@ -284,7 +286,8 @@ class Agent:
         pi_info["pi_grad_norm"] = torch.nn.utils.clip_grad_norm_(self._pi_params, clip)
         self.pi_optim.step()
         self.running_scale.copy_(new_scale)
-        self.model.soft_update_target(self.agent_cfg.tau)
+        if not frozen:
+            self.model.soft_update_target(self.agent_cfg.tau)
         self.model.eval()
 
         info.update(pi_info)

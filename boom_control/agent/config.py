@@ -155,6 +155,12 @@ class AgentConfig:
     """The alignment term is active only once the running scale S exceeds this."""
     q_read: Literal["avg", "min"] = "min"
     """Q read-out of the policy loss (BOOM: min; planner always uses avg)."""
+    freeze_world_model: bool = False
+    """Only the policy learns: encoder, dynamics, reward, termination and Q stay as loaded
+    (``init_from``) and their loss is computed without gradients, for its diagnostics and
+    the latents the policy loss reads. Distils a trained planner into its policy without
+    refitting the world model to a fresh, small buffer, which forgets what the original
+    one taught it."""
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
     """Forward passes of the losses: 'bf16' runs their matmuls under bfloat16 autocast
     (losses, parameters, gradients and optimiser state stay fp32); 'auto' as for

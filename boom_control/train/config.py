@@ -44,6 +44,12 @@ class TrainConfig:
     """Who acts in the seed phase: 'random' (uniform actions, the usual start) or
     'planner' (the agent's own planner; for ``init_from`` runs, whose networks are
     already trained, so the first data and the pretraining updates are on its behaviour)."""
+    policy_acts: float = 0.0
+    """After the seed phase, the chance that a training step sends the policy's own
+    (sampled) action instead of the planner's. The step is planned all the same and the
+    planner's mean and std are stored with it, so the alignment loss learns what the
+    planner would do in the states the policy's actions lead to (DAgger-style data for a
+    policy that must act alone). 0: the planner acts on every step, as in BOOM."""
     eval_freq: int = 50_000
     """Evaluate every this many agent steps (and at step 0)."""
     eval_episodes: int = 10
@@ -100,6 +106,8 @@ class TrainConfig:
             raise ConfigError(f"eval_workers must be >= 0 (0: automatic), got {self.eval_workers}")
         if self.seed_actor not in ("random", "planner"):
             raise ConfigError(f"seed_actor must be 'random' or 'planner', got {self.seed_actor!r}")
+        if not 0.0 <= self.policy_acts <= 1.0:
+            raise ConfigError(f"policy_acts must be in [0, 1], got {self.policy_acts}")
         if self.seed_steps is not None and self.seed_steps < 0:
             raise ConfigError(f"seed_steps must be >= 0, got {self.seed_steps}")
         if self.buffer_capacity is not None and self.buffer_capacity < 1:

@@ -110,7 +110,7 @@ class Trainer:
         self.agent = agent_factory(self.spec)
         self._buffer_factory = buffer_factory
         self.buffer = buffer_factory(self.spec)
-        self.rng = np.random.default_rng(_stream_seed(cfg.seed, 2))  # seed-phase actions
+        self.rng = np.random.default_rng(_stream_seed(cfg.seed, 2))  # seed actions, policy_acts
         self._overlap: ThreadPoolExecutor | None = None
         if cfg.overlap_update:
             self.agent.overlap(_stream_seed(cfg.seed, 4))
@@ -221,8 +221,9 @@ class Trainer:
         self.close()
 
     def env_step(self) -> None:
-        """One interaction: the planner's action, or a random one in the seed phase (unless
-        ``seed_actor=planner``)."""
+        """One interaction: the planner's action (or, with ``policy_acts``, sometimes the
+        policy's, stored with the planner's mean and std), or a random one in the seed
+        phase (unless ``seed_actor=planner``)."""
         if self.obs is None:
             self._begin_episode()
         seeding = self.step < self.phase_start + self.seed_steps
@@ -233,6 +234,8 @@ class Trainer:
             action, mu, std, self.plan_state = self.agent.act(
                 self.obs, self.plan_state, eval_mode=False
             )
+            if not seeding and self.cfg.policy_acts and self.rng.random() < self.cfg.policy_acts:
+                action = self.agent.act(self.obs, self.plan_state, False, use_planner=False)[0]
         obs, reward, terminated, truncated, _ = self.env.step(action)
         self.buffer.add(action, mu, std, reward, terminated, obs)
         self.episode_actions.append(np.asarray(action, np.float32))
