@@ -154,7 +154,7 @@ def export_bundle(
         planner_cfg, gamma: planner defaults written into the bundle and the fused graph.
         out: bundle folder to create.
         preset: model size preset name (informational).
-        training: ``{"step": int, "eval_return": float | None, "source": str}``.
+        training: ``{"step": int, "eval_return": float | None, "source": str, ...}``.
         tolerance: maximum absolute parity error allowed for every part and the plan.
     Raises:
         ParityError: an exported part or the plan differs from eager beyond ``tolerance``.
@@ -264,6 +264,7 @@ def export_run(
         "step": int(ckpt["step"]),
         "eval_return": None if last_eval is None else float(last_eval),
         "seed": cfg.seed,
+        "init_from": cfg.init_from,  # the run's networks started from there (or None)
     }
     log.info("exporting %s (step %d, %s)", path, training["step"], cfg.task)
     try:

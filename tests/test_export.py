@@ -62,7 +62,7 @@ def test_bundle_metadata_describes_the_task(bundle_dir):
     mapping = meta["task"]["action_mapping"]
     assert mapping["kind"] == "position" and len(mapping["kp"]) == spec.action_dim
     assert len(mapping["names"]) == spec.action_dim
-    assert meta["training"]["step"] == 300
+    assert meta["training"]["step"] == 300 and meta["training"]["init_from"] is None
     assert meta["opset"] == 17
     assert set(meta["parts"]) >= {"encoder", "dynamics", "reward", "q", "policy", "rollout_value"}
     assert "termination" in meta["parts"]  # H1 episodes end in a fall

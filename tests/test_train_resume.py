@@ -16,6 +16,7 @@ from boom_control.train.checkpoint import load_checkpoint
 from boom_control.train.config import load_train_config
 from boom_control.train.trainer import build_trainer
 from export.bundle import BundleError
+from export.exporter import export_run
 
 pytest.importorskip("dm_control")
 
@@ -163,7 +164,8 @@ def test_init_from_a_bundle_takes_its_verified_weights(tmp_path, tiny_bundle):
             "task_options.episode_length=100",
             "device=cpu",
             f"init_from={tiny_bundle}",
-            "steps=0",
+            "steps=1",  # one seed-phase step, no update: a checkpoint of the bundle's weights
+            "seed_steps=10",
             "eval_at_start=false",
             "log_tensorboard=false",
             f"run_dir={tmp_path / 'tuned'}",
@@ -176,6 +178,9 @@ def test_init_from_a_bundle_takes_its_verified_weights(tmp_path, tiny_bundle):
     mine = trainer.agent.model.state_dict()
     assert mine.keys() == weights.keys()
     assert all(torch.equal(v, mine[k]) for k, v in weights.items())
+    # its export names where the networks came from
+    exported = export_run(tmp_path / "tuned", tmp_path / "re-exported")
+    assert exported.meta["training"]["init_from"] == str(tiny_bundle)
 
     # a bundle whose weights no longer match its checksum is refused
     broken = tmp_path / "broken"
