@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import platform
 import shutil
 import tempfile
@@ -155,7 +156,8 @@ def export_bundle(
         out: bundle folder to create.
         preset: model size preset name (informational).
         training: ``{"step": int, "eval_return": float | None, "source": str, ...}``.
-        tolerance: maximum absolute parity error allowed for every part and the plan.
+        tolerance: largest parity error allowed for every part and the plan (absolute below
+            1, relative above: ``export.parity.ERROR_MEASURE``).
     Raises:
         ParityError: an exported part or the plan differs from eager beyond ``tolerance``.
     """
@@ -216,14 +218,14 @@ def export_bundle(
         meta["parity"] = {
             "tolerance": tolerance,
             "passed": report["passed"],
-            "max_abs_error": report["max_abs_error"],
+            "max_error": report["max_error"],
         }
         files = sorted(p for p in tmp.rglob("*") if p.is_file())
         meta["files"] = {str(p.relative_to(tmp)): sha256(p) for p in files}
         write_json(tmp / BUNDLE_FILE, meta)
         if not report["passed"]:
             raise ParityError(
-                f"parity check failed (max abs error {report['max_abs_error']:.3g} > "
+                f"parity check failed (max error {report['max_error']:.3g} > "
                 f"tolerance {tolerance:g}); no bundle written. Details:\n"
                 + "\n".join(report["failures"])
             )
@@ -262,7 +264,8 @@ def export_run(
     training = {
         "source": str(path),
         "step": int(ckpt["step"]),
-        "eval_return": None if last_eval is None else float(last_eval),
+        # None when the run never evaluated (NaN is not JSON)
+        "eval_return": None if last_eval is None or math.isnan(last_eval) else float(last_eval),
         "seed": cfg.seed,
         "init_from": cfg.init_from,  # the run's networks started from there (or None)
     }

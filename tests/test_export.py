@@ -74,10 +74,10 @@ def test_bundle_metadata_describes_the_task(bundle_dir):
 def test_parity_report_on_real_observations(bundle_dir):
     report = json.loads((bundle_dir / "parity.json").read_text())
     assert report["passed"] and report["observations_from"] == TASK
-    assert report["max_abs_error"] <= 1e-4
+    assert report["max_error"] <= 1e-4
     for part, errs in report["parts"].items():
         assert set(errs) == {"onnxruntime_cpu", "torchscript"}, part
-    assert report["plan"]["onnxruntime_cpu"]["action_max_abs_error"] <= 1e-4
+    assert report["plan"]["onnxruntime_cpu"]["action_max_error"] <= 1e-4
 
 
 def test_backends_agree_on_fresh_observations(bundle_dir):

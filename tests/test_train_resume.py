@@ -181,6 +181,7 @@ def test_init_from_a_bundle_takes_its_verified_weights(tmp_path, tiny_bundle):
     # its export names where the networks came from
     exported = export_run(tmp_path / "tuned", tmp_path / "re-exported")
     assert exported.meta["training"]["init_from"] == str(tiny_bundle)
+    assert exported.meta["training"]["eval_return"] is None  # never evaluated: not NaN
 
     # a bundle whose weights no longer match its checksum is refused
     broken = tmp_path / "broken"

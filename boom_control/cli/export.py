@@ -17,7 +17,7 @@ import click
     "--tolerance",
     default=1e-4,
     show_default=True,
-    help="Largest parity error (exported vs eager) accepted.",
+    help="Largest parity error (exported vs eager) accepted: absolute below 1, relative above.",
 )
 @click.option(
     "--parity-steps",
