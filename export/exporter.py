@@ -10,6 +10,7 @@ bundle into place. A failed parity check leaves no bundle behind.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import platform
@@ -230,6 +231,7 @@ def export_bundle(
                 + "\n".join(report["failures"])
             )
         if out.exists():
+            _keep_notes(out, tmp)
             shutil.rmtree(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp.rename(out)
@@ -238,6 +240,23 @@ def export_bundle(
             shutil.rmtree(tmp)
     log.info("bundle written to %s", out)
     return load_bundle(out, spec.contract)
+
+
+def _keep_notes(old: Path, new: Path) -> None:
+    """Copy into ``new`` the files of the bundle folder ``old`` that its ``bundle.json``
+    does not list and ``new`` does not hold (notes kept beside a bundle, e.g. TRAINING.md),
+    so ``--overwrite`` replaces the bundle and keeps them."""
+    try:
+        listed = set(json.loads((old / BUNDLE_FILE).read_text()).get("files", {}))
+    except (OSError, ValueError, AttributeError):
+        listed = set()
+    for path in sorted(p for p in old.rglob("*") if p.is_file()):
+        rel = path.relative_to(old)
+        if str(rel) in listed or rel.name == BUNDLE_FILE or (new / rel).exists():
+            continue
+        (new / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, new / rel)
+        log.info("kept %s from the bundle it replaces", rel)
 
 
 def export_run(

@@ -165,6 +165,19 @@ def test_parity_failure_writes_no_bundle(run_dir, tmp_path):
     assert not out.exists()
 
 
+def test_overwrite_replaces_the_bundle_and_keeps_notes_beside_it(run_dir, bundle_dir, tmp_path):
+    """--overwrite rewrites every bundle file; files the bundle does not list stay."""
+    out = tmp_path / "h1"
+    shutil.copytree(bundle_dir, out)
+    (out / "TRAINING.md").write_text("how it was trained\n")
+    (out / "onnx" / "encoder.onnx").write_bytes(b"stale")  # a listed file: replaced
+    result = CliRunner().invoke(cli, ["export", str(run_dir), "--out", str(out), "--overwrite"])
+    assert result.exit_code == 0, result.output
+    bundle = load_bundle(out)  # checksums hold again
+    assert (out / "TRAINING.md").read_text() == "how it was trained\n"
+    assert "TRAINING.md" not in bundle.meta["files"]
+
+
 def test_existing_bundle_needs_overwrite(run_dir, bundle_dir):
     result = CliRunner().invoke(cli, ["export", str(run_dir), "--out", str(bundle_dir)])
     assert result.exit_code != 0 and "--overwrite" in result.output

@@ -25,7 +25,11 @@ import click
     show_default=True,
     help="Recorded task observations used for the parity check.",
 )
-@click.option("--overwrite", is_flag=True, help="Replace an existing bundle folder.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an existing bundle folder (files it does not list, e.g. TRAINING.md, stay).",
+)
 def export(source: Path, out: Path, tolerance: float, parity_steps: int, overwrite: bool) -> None:
     """Export a trained run (its latest checkpoint) or a checkpoint file to a bundle.
 
