@@ -100,7 +100,8 @@ class Observation:
         re: the request (lockstep) or action (real time) sequence number it answers.
         sent_at: server ``time.monotonic()`` when sent.
         received_at: local ``time.monotonic()`` when received.
-        info: the rest of the message (tick, step, late, watchdog, applied action ...).
+        info: the rest of the message (tick, step, episode, late, watchdog, applied
+            action; after an episode end in real time ``next_obs`` and ``next_episode``).
     """
 
     obs: np.ndarray
@@ -119,6 +120,18 @@ class Observation:
         """Seconds since the server sent it (since it was received, across machines)."""
         ref = self.sent_at if self.shared_clock else self.received_at
         return time.monotonic() - ref
+
+    @property
+    def control_obs(self) -> np.ndarray:
+        """``(obs_dim,)``: what the next action acts on. After an episode end in real time
+        that is the next episode's first observation (``info["next_obs"]``)."""
+        return self.info.get("next_obs", self.obs)
+
+    @property
+    def control_episode(self) -> int | None:
+        """The episode :attr:`control_obs` belongs to (None when the server does not say);
+        pass it to :meth:`BridgeClient.send_action`."""
+        return self.info.get("next_episode", self.info.get("episode"))
 
 
 _NOT_OBS = {"v", "type", "seq", "t", "re", "sid", "obs", "reward", "terminated", "truncated"}
@@ -357,6 +370,10 @@ class BridgeClient:
         info = {k: v for k, v in msg.items() if k not in _NOT_OBS}
         if "action" in info:  # real time: the action the server applied at this tick
             info["action"] = self.codec.read_array(msg, "action", shape=(self.info.action_dim,))
+        if "next_obs" in info:  # real time, an episode ended: the next one's first observation
+            info["next_obs"] = self.codec.read_array(
+                msg, "next_obs", shape=(self.info.obs_dim,), dtypes=("<f4",)
+            )
         return Observation(
             obs=obs,
             reward=float(msg.get("reward", 0.0)),
@@ -391,12 +408,18 @@ class BridgeClient:
         self.request(P.ESTOP)
 
     # ---- real time ----------------------------------------------------------------------
-    def send_action(self, action: np.ndarray) -> int:
-        """Send the newest action without waiting; returns its sequence number."""
+    def send_action(self, action: np.ndarray, episode: int | None = None) -> int:
+        """Send the newest action without waiting; returns its sequence number.
+
+        ``episode``: the episode of the observation it was computed from
+        (:attr:`Observation.control_episode`); the server drops it if that episode is over.
+        """
         a = np.asarray(action, dtype=np.float64)
         if a.shape != (self.info.action_dim,):
             raise ValueError(f"action must have shape ({self.info.action_dim},), got {a.shape}")
-        return self._send(P.ACTION, action=a)
+        if episode is None:
+            return self._send(P.ACTION, action=a)
+        return self._send(P.ACTION, action=a, episode=int(episode))
 
     def _keep_observation(self, msg: dict[str, Any]) -> None:
         if msg.get("sid") != self.info.session:  # a restarted server: sequence starts over

@@ -89,6 +89,7 @@ class GymBackend:
             "contract": self._contract,
             "contract_hash": contract_hash(self._contract),
             "action_mapping": affine_action_mapping(self._scale, self._offset),
+            "waits_for_first_action": True,  # a simulator: time can stand still
         }
 
     def _flat(self, obs: Any) -> np.ndarray:

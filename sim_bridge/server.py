@@ -17,6 +17,15 @@ Modes:
   no action at all the neutral action is applied until a fresh one arrives. Every tick's
   observation is pushed to each real-time client.
 
+  Episodes: when an episode ends the server starts the next one itself; the terminal
+  observation then carries the new episode's first observation (``next_obs``) and number
+  (``next_episode``), so a controller plans the new episode's first action from its real
+  state. Actions that name an older ``episode`` are dropped (``stale_actions``): an action
+  computed for a fallen robot is never applied to the fresh one. A simulator backend
+  (``waits_for_first_action`` in its handshake) holds its clock still after every reset
+  until that episode's first action arrives (``waiting`` ticks), so no episode starts with
+  a held or neutral action it was never given; a robot keeps ticking from the reset on.
+
 This module does not import boom_control (the Gymnasium adapter runs it stand-alone).
 """
 
@@ -65,7 +74,8 @@ class Backend(Protocol):
     def describe(self) -> dict[str, Any]:
         """Handshake fields: task_id, obs_dim, action_dim, control_period, episode_length,
         contract (JSON), contract_hash, action_mapping, physics_dt, substeps, terminates,
-        success_return."""
+        success_return; optionally waits_for_first_action (a simulator that can hold its
+        clock still until an episode's first action, default False)."""
 
     def reset(self, seed: int | None) -> tuple[np.ndarray, dict[str, Any]]: ...
 
@@ -125,6 +135,8 @@ class ServerStats:
     overruns: int = 0
     episodes: int = 0
     clients_expired: int = 0
+    waiting: int = 0  # realtime ticks a simulator held still for an episode's first action
+    stale_actions: int = 0  # actions dropped because they named an earlier episode
 
 
 @dataclass
@@ -145,6 +157,7 @@ class _RealtimeState:
     had_action: bool = False
     in_watchdog: bool = False
     episode_step: int = 0
+    started: bool = False  # the episode's first action has been applied
     subscribers: set[bytes] = field(default_factory=set)
 
 
@@ -161,6 +174,7 @@ class BridgeServer:
         self.action_dim = int(desc["action_dim"])
         self._action_shape = (self.action_dim,)
         self.period = float(desc["control_period"])
+        self._waits = bool(desc.get("waits_for_first_action", False))
         self.info = {
             **desc,
             "mode": config.mode,
@@ -305,12 +319,8 @@ class BridgeServer:
         self._needs_reset = False
         self.stats.episodes += 1
         if self.cfg.mode == "realtime":
-            self._rt = _RealtimeState(
-                running=True,
-                held=self._neutral.copy(),
-                last_action_t=now,
-                subscribers=self._rt.subscribers,
-            )
+            self._rt = _RealtimeState(running=True, subscribers=self._rt.subscribers)
+            self._start_episode(now)
         self._observation(
             ident, msg["seq"], obs, 0.0, False, False, step=0, episode=self.stats.episodes
         )
@@ -333,7 +343,17 @@ class BridgeServer:
             raise ProtocolError(ErrorCode.WRONG_MODE, "lockstep server: send 'step' requests")
         if self._estopped:
             raise ProtocolError(ErrorCode.ESTOPPED, "emergency stop latched; action ignored")
-        self._rt.pending = self._read_action(msg)
+        action = self._read_action(msg)
+        episode = msg.get("episode")
+        if episode is not None:
+            if not isinstance(episode, int) or isinstance(episode, bool):
+                raise ProtocolError(
+                    ErrorCode.MALFORMED, f"episode must be null or an int, got {episode!r}"
+                )
+            if episode != self.stats.episodes:  # computed for an episode that is over
+                self.stats.stale_actions += 1
+                return
+        self._rt.pending = action
         self._rt.pending_seq = msg["seq"]
         self._rt.last_action_t = now
 
@@ -369,10 +389,22 @@ class BridgeServer:
     }
 
     # ---- real-time tick -----------------------------------------------------------------
+    def _start_episode(self, now: float) -> None:
+        """Real time: forget the previous episode's actions; the new one starts held (a
+        simulator) or with the neutral action until its first action arrives."""
+        rt = self._rt
+        rt.pending, rt.held, rt.had_action = None, self._neutral.copy(), False
+        rt.in_watchdog, rt.last_action_t = False, now
+        rt.episode_step, rt.started = 0, False
+
     def _tick(self, now: float) -> None:
         rt = self._rt
         if not rt.running:
             return
+        if self._waits and not rt.started and rt.pending is None and not self._estopped:
+            self.stats.waiting += 1  # a simulator holds still until the first action
+            return
+        rt.started = True
         late = False
         watchdog = now - rt.last_action_t > self.cfg.watchdog_periods * self.period
         if self._estopped:
@@ -396,25 +428,30 @@ class BridgeServer:
         obs, reward, terminated, truncated, _ = self.backend.step(action)
         self.stats.ticks += 1
         rt.episode_step += 1
-        for ident in rt.subscribers:
-            self._observation(
-                ident,
-                rt.applied_seq,
-                obs,
-                reward,
-                terminated,
-                truncated,
-                tick=self.stats.ticks,
-                step=rt.episode_step,
-                late=late,
-                watchdog=rt.in_watchdog,
-                estopped=self._estopped,
-                action=np.asarray(action, dtype=np.float32),
-            )
+        extra = {
+            "tick": self.stats.ticks,
+            "step": rt.episode_step,
+            "episode": self.stats.episodes,
+            "late": late,
+            "watchdog": rt.in_watchdog,
+            "estopped": self._estopped,
+            "action": np.asarray(action, dtype=np.float32),
+        }
         if terminated or truncated:  # real time never stops: start the next episode
-            self.backend.reset(None)
-            self.stats.episodes += 1
-            rt.episode_step = 0
+            extra.update(self._next_episode(now))
+        for ident in rt.subscribers:
+            self._observation(ident, rt.applied_seq, obs, reward, terminated, truncated, **extra)
+
+    def _next_episode(self, now: float) -> dict[str, Any]:
+        """Reset the backend after an episode end; the new episode's first observation and
+        number, for the terminal observation's ``next_obs`` and ``next_episode``."""
+        first, _ = self.backend.reset(None)
+        self.stats.episodes += 1
+        self._start_episode(now)
+        return {
+            "next_obs": np.asarray(first, dtype=np.float32),
+            "next_episode": self.stats.episodes,
+        }
 
     # ---- loops --------------------------------------------------------------------------
     def _drain(self, now: float) -> None:

@@ -41,6 +41,7 @@ class SimBackend:
             "contract": contract,
             "action_mapping": spec.action_mapping.to_json(),
             "success_return": spec.success_return,
+            "waits_for_first_action": True,  # a simulator: time can stand still
         }
 
     def reset(self, seed: int | None) -> tuple[np.ndarray, dict[str, Any]]:

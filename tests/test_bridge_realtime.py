@@ -147,3 +147,101 @@ def test_boom_sim_rejects_bad_driver_and_polling_options(args: list[str], messag
     result = CliRunner().invoke(cli, ["sim", *args])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def _newer(client: BridgeClient, seq: int, timeout: float = 1.0):
+    """The newest observation after message ``seq`` (None if none came in ``timeout``)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        ob = client.latest_observation(timeout=0.05)
+        if ob is not None and ob.seq > seq:
+            return ob
+    return None
+
+
+def test_a_sim_episode_starts_with_its_own_first_action(tmp_path: Path) -> None:
+    """After a reset a simulator holds still until that episode's first action; an episode
+    end carries the next episode's first observation; actions computed for an episode
+    that is over are dropped."""
+    env = make_env("h1:stand", seed=0, episode_length=4)
+    period = env.spec.control_period
+    cfg = ServerConfig(endpoint=f"ipc://{tmp_path}/ep.sock", mode="realtime")
+    backend = SimBackend(env)
+    backend.warm_up(0)
+    try:
+        with (
+            server_thread(backend, cfg),
+            BridgeClient(cfg.endpoint, mode="realtime", timeout=5.0) as client,
+        ):
+            assert client.info.raw["waits_for_first_action"] is True
+            first = client.reset(seed=3)
+            assert first.info["episode"] == 1 and first.control_episode == 1
+            time.sleep(6 * period)  # no action yet: the sim must not move
+            stats = client.heartbeat()["stats"]
+            assert stats["ticks"] == 0 and stats["waiting"] >= 3
+            assert client.latest_observation().seq == first.seq
+
+            # drive the episode to its end (4 steps), each action tagged with its episode
+            ob, steps = first, []
+            while not (ob.terminated or ob.truncated):
+                action = np.full(env.spec.action_dim, 0.01 * (len(steps) + 1))
+                client.send_action(action, episode=ob.control_episode)
+                ob = _newer(client, ob.seq)
+                assert ob is not None and ob.info["episode"] == 1
+                steps.append(ob.info["step"])
+                assert np.allclose(ob.info["action"], action)  # the action of this episode
+            assert steps == [1, 2, 3, 4] and ob.truncated
+            # the terminal observation brings the next episode's first one
+            assert ob.info["next_episode"] == 2 and ob.control_episode == 2
+            assert ob.control_obs.shape == (env.spec.obs_dim,)
+            assert not np.allclose(ob.control_obs, ob.obs)
+            ticks = client.heartbeat()["stats"]["ticks"]
+
+            # an action computed for the finished episode is dropped, and episode 2 waits
+            client.send_action(np.full(env.spec.action_dim, 0.5), episode=1)
+            time.sleep(5 * period)
+            stats = client.heartbeat()["stats"]
+            assert stats["stale_actions"] == 1 and stats["ticks"] == ticks
+            # its own first action starts it, from the observation the server announced
+            client.send_action(np.full(env.spec.action_dim, -0.2), episode=2)
+            nxt = _newer(client, ob.seq)
+            assert nxt is not None and nxt.info["episode"] == 2 and nxt.info["step"] == 1
+            assert np.allclose(nxt.info["action"], -0.2)
+            # an untagged action is always accepted (clients that do not track episodes)
+            client.send_action(np.zeros(env.spec.action_dim))
+            assert _newer(client, nxt.seq) is not None
+    finally:
+        env.close()
+
+
+def test_a_robot_keeps_ticking_after_reset(tmp_path: Path) -> None:
+    """Hardware cannot hold time still: after a reset the server ticks at once, applying
+    the damping command until the first action."""
+    driver = MockDriver(n_joints=2, control_period=0.01, limit=0.5, damping=0.1)
+    cfg = ServerConfig(endpoint=f"ipc://{tmp_path}/hw.sock", mode="realtime")
+    with (
+        server_thread(HardwareBackend(driver), cfg),
+        BridgeClient(cfg.endpoint, mode="realtime", timeout=5.0) as client,
+    ):
+        assert not client.info.raw.get("waits_for_first_action", False)
+        first = client.reset()
+        ob = _newer(client, first.seq)
+        assert ob is not None and ob.info["step"] >= 1 and np.allclose(ob.info["action"], 0.2)
+        assert client.heartbeat()["stats"]["waiting"] == 0
+
+
+def test_malformed_episode_tag_is_refused(tmp_path: Path) -> None:
+    env = make_env("dmc:cartpole-swingup", seed=0)
+    cfg = ServerConfig(endpoint=f"ipc://{tmp_path}/bad.sock", mode="realtime")
+    try:
+        with (
+            server_thread(SimBackend(env), cfg),
+            BridgeClient(cfg.endpoint, mode="realtime", timeout=5.0) as client,
+        ):
+            client.reset(seed=0)
+            client._send("action", action=np.zeros(1), episode="one")
+            time.sleep(0.1)
+            client.latest_observation()
+            assert any(e.code == ErrorCode.MALFORMED for e in client.errors)
+    finally:
+        env.close()

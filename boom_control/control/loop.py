@@ -190,11 +190,11 @@ class Controller:
             policy_ms=0.0,
         )
         stale = self.guard.observe(fresh)
-        obs_ok = ob is not None and self.guard.obs_ok(ob.obs)
+        obs_ok = ob is not None and self.guard.obs_ok(ob.control_obs)
         candidate, missed = None, False
         if obs_ok and not stale:
             t = time.monotonic()
-            obs = torch.tensor(ob.obs, dtype=torch.float32, device=self.backend.device)
+            obs = torch.tensor(ob.control_obs, dtype=torch.float32, device=self.backend.device)
             z = self.backend.encode(obs.unsqueeze(0))
             t1 = time.monotonic()
             policy = self.backend.policy_action(z).float().cpu().numpy()
@@ -263,12 +263,12 @@ class Controller:
                 self._new_episode()
             k += 1
 
-    def _first_observation(self, timeout: float = 5.0):
-        self.client.reset(seed=self.cfg.seed)
-        ob = self.client.latest_observation(timeout=timeout)
-        if ob is None:
-            raise RuntimeError("the real-time server sent no observation after reset")
-        return ob
+    def _first_observation(self):
+        """The reset's observation, or a newer one already pushed (a server that ticks
+        from the reset on; a simulator holds still until the first action)."""
+        first = self.client.reset(seed=self.cfg.seed)
+        newer = self.client.latest_observation()
+        return newer if newer is not None and newer.seq > first.seq else first
 
     def _run_realtime(self, worker: PlanWorker) -> None:
         cfg = self.cfg
@@ -291,13 +291,16 @@ class Controller:
                 last_seq, last_fresh_t = ob.seq, time.monotonic()
                 if "tick" in ob.info:  # episode bookkeeping from the pushed observations
                     self.stats.add_reward(ob.reward, ob.terminated or ob.truncated)
-                if prev_end:
+                # A server that starts the next episode itself sends its first observation
+                # with the terminal one (control_obs); others send it on the next tick.
+                end, told = ob.terminated or ob.truncated, "next_obs" in ob.info
+                if prev_end or (end and told):
                     self._new_episode()
-                prev_end = ob.terminated or ob.truncated
+                prev_end = end and not told
             command, rec, missed = self._tick(k, start, ob, fresh, worker)
             send_deadline = start + (cfg.budget_ms + cfg.send_margin_ms) * 1e-3
             if time.monotonic() + SEND_GUARD_S <= send_deadline:
-                self.client.send_action(command)
+                self.client.send_action(command, ob.control_episode if ob is not None else None)
                 t_send = time.monotonic()
                 rec.late = t_send > send_deadline
             else:  # never send late: the server holds the previous command
@@ -306,7 +309,7 @@ class Controller:
             rec.t_send = t_send - self._t0
             rec.slack_ms = (send_deadline - t_send) * 1e3
             if self._record and ob is not None:
-                self.trace.append((ob.obs.copy(), command.copy()))
+                self.trace.append((ob.control_obs.copy(), command.copy()))
             self._finish(rec, missed)
             self._recover(last_fresh_t)
             ticker.advance()
