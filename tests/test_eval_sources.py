@@ -97,3 +97,38 @@ def test_eval_modes_seeds_lengths_and_json(tiny_bundle, tmp_path):
 
     result = CliRunner().invoke(cli, ["eval", str(tiny_bundle), "--mode", "random"])
     assert result.exit_code != 0 and "random" in result.output
+
+
+def test_a_bundle_plans_with_another_size_when_asked(tiny_bundle, tmp_path):
+    """--samples / --iterations: a bundle scored with the planner size a budget fit picks;
+    a checkpoint refuses them with a clear message."""
+    import json
+
+    import torch
+
+    from boom_control.cli import cli
+
+    src = load_source(tiny_bundle, device="cpu", samples=8, iterations=1)
+    try:
+        consts = src.actor.backend.consts
+        assert (consts.num_samples, consts.iterations) == (8, 1)
+        assert consts.num_elites <= 4 and consts.num_pi_trajs <= 4
+        obs, _ = src.env.reset(seed=0)
+        action, _, _, _ = src.actor.act(obs, src.actor.initial_plan_state())
+        assert action.shape == (19,) and np.isfinite(action).all()
+    finally:
+        src.env.close()
+
+    out = tmp_path / "small.json"
+    args = ["eval", str(tiny_bundle), "-n", "1", "--device", "cpu", "--threads", "1"]
+    args += ["--mode", "planner", "--samples", "8", "--iterations", "1", "--json", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert np.isfinite(json.loads(out.read_text())["planner_return_mean"])
+
+    ckpt = tmp_path / "not_a_bundle.pt"
+    torch.save({}, ckpt)
+    result = CliRunner().invoke(cli, ["eval", str(ckpt), "--samples", "8"])
+    assert result.exit_code != 0 and "export the checkpoint first" in result.output
+    result = CliRunner().invoke(cli, ["eval", str(tiny_bundle), "--samples", "2"])
+    assert result.exit_code != 0 and "--samples" in result.output

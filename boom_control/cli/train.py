@@ -149,6 +149,19 @@ def _cpu_speed_hint(cfg: Any, device_type: str) -> str | None:
     help="Reset seeds FIRST, FIRST+1, ... instead of the run's evaluation seeds.",
 )
 @click.option(
+    "--samples",
+    type=click.IntRange(min=4),
+    default=None,
+    help="Plan with this many MPPI samples instead of the bundle's (bundles only; e.g. "
+    "the size `boom control --fit` picked).",
+)
+@click.option(
+    "--iterations",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Plan with this many MPPI iterations instead of the bundle's (bundles only).",
+)
+@click.option(
     "--json",
     "json_out",
     type=click.Path(dir_okay=False),
@@ -172,6 +185,8 @@ def evaluate(
     policy_only: bool,
     modes: tuple[str, ...],
     first_seed: int | None,
+    samples: int | None,
+    iterations: int | None,
     json_out: str | None,
 ) -> None:
     """Evaluate SOURCE with the planner and the policy alone (returns and episode lengths).
@@ -195,7 +210,7 @@ def evaluate(
             "max_steps": max_steps,
             "use_planner": not policy_only,
         }
-        _record(source, device, seed, episodes, record)
+        _record(source, device, seed, episodes, record, samples, iterations)
         return
     from boom_control.train.evaluate import evaluate_source
     from export.bundle import BundleError
@@ -209,8 +224,10 @@ def evaluate(
             workers=workers,
             modes=modes or ("planner", "policy"),
             first_seed=first_seed,
+            samples=samples,
+            iterations=iterations,
         )
-    except BundleError as err:
+    except (BundleError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     s = res.scores
     click.echo(f"{res.kind}: {res.source} (step {res.step}, task {res.task}, device {res.device})")
@@ -229,7 +246,13 @@ def evaluate(
 
 
 def _record(
-    source: str, device: str, seed: int | None, episodes: int, record: dict[str, Any]
+    source: str,
+    device: str,
+    seed: int | None,
+    episodes: int,
+    record: dict[str, Any],
+    samples: int | None = None,
+    iterations: int | None = None,
 ) -> None:
     """``boom eval --video/--strip``: render one episode of SOURCE (``record``: the fields
     of :class:`~boom_control.render.episode.RecordConfig`)."""
@@ -249,8 +272,8 @@ def _record(
     from export.bundle import BundleError
 
     try:
-        src = load_source(source, device=device, seed=seed)
-    except BundleError as err:
+        src = load_source(source, device, seed, samples, iterations)
+    except (BundleError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     first_seed = eval_seeds(src.seed, max(episodes, 1))[0]
     click.echo(f"{src.kind}: {src.path} (step {src.step}, task {src.task}, device {src.device})")

@@ -51,10 +51,28 @@ def is_bundle(path: str | Path) -> bool:
     return p.name == BUNDLE_FILE or (p / BUNDLE_FILE).is_file()
 
 
-def load_source(path: str | Path, device: str = "auto", seed: int | None = None) -> EvalSource:
-    """Load a checkpoint or a bundle (see the module docstring) on ``device``."""
+def load_source(
+    path: str | Path,
+    device: str = "auto",
+    seed: int | None = None,
+    samples: int | None = None,
+    iterations: int | None = None,
+) -> EvalSource:
+    """Load a checkpoint or a bundle (see the module docstring) on ``device``.
+
+    ``samples`` / ``iterations`` replace a bundle's planner size (what ``boom control``
+    runs after fitting a budget); a checkpoint plans with its run's settings.
+
+    Raises:
+        ValueError: a planner size was given for a checkpoint.
+    """
     if is_bundle(path):
-        return load_bundle_source(path, device, seed)
+        return load_bundle_source(path, device, seed, samples, iterations)
+    if samples is not None or iterations is not None:
+        raise ValueError(
+            "a planner size (samples, iterations) applies to an exported bundle; export the "
+            "checkpoint first (boom export)"
+        )
     return load_checkpoint_source(path, device, seed)
 
 
@@ -86,9 +104,14 @@ def load_checkpoint_source(
 
 
 def load_bundle_source(
-    path: str | Path, device: str = "auto", seed: int | None = None
+    path: str | Path,
+    device: str = "auto",
+    seed: int | None = None,
+    samples: int | None = None,
+    iterations: int | None = None,
 ) -> EvalSource:
-    """A bundle's planner (torch backend) and its task."""
+    """A bundle's planner (torch backend; ``samples`` / ``iterations`` override its size)
+    and its task."""
     from boom_control.control.actor import BackendActor
     from boom_control.control.factory import build_backend
     from boom_control.train.checkpoint import seed_everything
@@ -99,7 +122,7 @@ def load_bundle_source(
     seed = int(training.get("seed", 0)) if seed is None else seed
     seed_everything(seed)
     env = bundle_env(bundle, seed)
-    backend = build_backend(bundle, "torch", device)
+    backend = build_backend(bundle, "torch", device, samples=samples, iterations=iterations)
     actor = BackendActor(backend, seed)
     step = int(training.get("step", 0))
     dev = str(backend.device)
