@@ -66,23 +66,38 @@ def test_lockstep_actions_equal_the_offline_planner(tiny_bundle, tmp_path):
 
 
 class _Proxy:
-    """A bridge client whose observations a test can corrupt or freeze."""
+    """A bridge client whose observations a test can corrupt or freeze.
+
+    ``corrupt(k, ob)`` sees each observation with ``k``, its index in the server's stream
+    (0 for the first one read): the k-th tick of the server, however often the loop reads.
+    ``sent`` holds ``(k, action)`` of every send, ``k`` of the observation last read.
+    """
 
     def __init__(self, client, corrupt=lambda k, ob: ob):
-        self._client, self._corrupt, self.reads = client, corrupt, 0
-        self.sent: list[np.ndarray] = []
+        self._client, self._corrupt = client, corrupt
+        self._first: int | None = None
+        self._last_k = -1
+        self.sent: list[tuple[int, np.ndarray]] = []
 
     def __getattr__(self, name):
         return getattr(self._client, name)
 
     def latest_observation(self, timeout=0.0):
         ob = self._client.latest_observation(timeout)
-        self.reads += 1
-        return self._corrupt(self.reads, ob) if ob is not None else None
+        if ob is None:
+            return None
+        if self._first is None:
+            self._first = ob.seq
+        self._last_k = ob.seq - self._first
+        return self._corrupt(self._last_k, ob)
 
     def send_action(self, action, episode=None):
-        self.sent.append(np.array(action))
+        self.sent.append((self._last_k, np.array(action)))
         return self._client.send_action(action, episode)
+
+    @property
+    def actions(self) -> list[np.ndarray]:
+        return [a for _, a in self.sent]
 
 
 @pytest.fixture(scope="module")
@@ -185,35 +200,76 @@ def test_slow_planner_never_delays_the_send(tiny_bundle, rt_endpoint, tmp_path):
 
 def test_nan_observation_holds_the_last_safe_action(tiny_bundle, rt_endpoint):
     def corrupt(k, ob):
-        if 20 <= k < 25:
+        if 20 <= k < 25:  # five server ticks of NaN
             return dataclasses.replace(ob, obs=np.full_like(ob.obs, np.nan))
         return ob
 
     _, proxy, summary = _realtime_run(tiny_bundle, rt_endpoint, 1.0, corrupt=corrupt)
-    assert summary["alarms"]["nan_obs"] == 1 and summary["action_sources"]["hold"] == 5
-    # reads 1.. include the first observation before tick 0: tick k reads k + 2
-    held = proxy.sent[18:23]
-    assert all(np.array_equal(h, proxy.sent[17]) for h in held)
+    assert summary["alarms"]["nan_obs"] == 1 and summary["action_sources"]["hold"] >= 5
+    # every send while the observation was NaN repeats the last one before
+    last_safe = [a for k, a in proxy.sent if k < 20][-1]
+    held = [a for k, a in proxy.sent if 20 <= k < 25]
+    assert len(held) >= 5 and all(np.array_equal(h, last_safe) for h in held)
     assert summary["ticks"] == 50 and summary["late_sends"] == 0
-    assert np.all(np.isfinite(np.stack(proxy.sent)))
+    assert np.all(np.isfinite(np.stack(proxy.actions)))
 
 
 def test_stale_observations_send_the_neutral_command(tiny_bundle, rt_endpoint):
     frozen = {}
 
     def corrupt(k, ob):
-        if 10 <= k < 30:
+        if 10 <= k < 30:  # the same observation for twenty server ticks
             return frozen.setdefault("ob", ob)
         return ob
 
     loop, proxy, summary = _realtime_run(tiny_bundle, rt_endpoint, 1.0, corrupt=corrupt)
-    damp = [i for i, a in enumerate(proxy.sent[:-1]) if np.array_equal(a, loop.guard.neutral)]
+    sent = proxy.actions[:-1]
+    damp = [i for i, a in enumerate(sent) if np.array_equal(a, loop.guard.neutral)]
     assert summary["alarms"]["stale_obs"] == 1 and len(damp) >= 15
     assert summary["action_sources"]["damp"] == len(damp)
     assert summary["ticks"] == 50 and summary["late_sends"] == 0
     src = summary["action_sources"]
     assert src.get("plan", 0) + src.get("policy", 0) > 20  # it recovered (how many plans
     # fit depends on the machine's load; the fallback is the recovered behaviour too)
+
+
+def test_the_loop_locks_its_phase_to_the_servers_ticks(tiny_bundle, tmp_path):
+    """A loop that starts its ticks just before the server's observations arrive waits for
+    them and moves its ticks to ``phase_ms`` after them; one that reads them long after
+    they arrived moves its ticks earlier (a whole run: test_cli_real_time_run_against_boom_sim)."""
+    from boom_control.control.clock import Ticker
+
+    bundle = load_bundle(tiny_bundle)
+    backend = build_backend(bundle, "torch", "cpu", threads=1)
+    env = make_env(bundle.task_id, seed=0)
+    cfg = ServerConfig(endpoint=f"ipc://{tmp_path}/phase.sock", mode="realtime")
+    sim = SimBackend(env)
+    sim.warm_up(0)
+    period = env.spec.control_period
+    loop_cfg = _loop_config(None)  # 50 Hz, budget 10 ms, phase 1 ms: 7.5 ms of slack
+    try:
+        with server_thread(sim, cfg), BridgeClient(cfg.endpoint, mode="realtime") as client:
+            loop = Controller(backend, client, loop_cfg, None, status=None)
+            first = client.reset(seed=0)
+            client.send_action(np.zeros(env.spec.action_dim), first.control_episode)
+            ob = client.latest_observation(timeout=1.0)  # the server ticks from now on
+            assert ob is not None and ob.seq > first.seq
+            # ahead: this tick starts 4 ms before the next observation
+            ticker = Ticker(period, ob.received_at + period - 0.004)
+            ticker.wait()
+            newer, start = loop._catch_up(ticker, ticker.start, ob.seq, ob)
+            assert newer.seq > ob.seq and loop.stats.phase_shifts == 1
+            assert start == ticker.start
+            assert abs(start - (newer.received_at + 1e-3)) < 1e-3  # phase_ms after it
+            # behind: an observation 9 ms old at the tick's start moves the ticks 8 ms earlier
+            before = ticker.start
+            loop._lock_phase(ticker, 0.009)
+            assert ticker.start == pytest.approx(before - 0.008)
+            assert loop.stats.phase_shifts == 2
+            loop._lock_phase(ticker, 0.0015)  # within the tolerance: left alone
+            assert loop.stats.phase_shifts == 2
+    finally:
+        env.close()
 
 
 def test_server_restart_mid_run(tiny_bundle):
@@ -304,6 +360,9 @@ def test_cli_real_time_run_against_boom_sim(tiny_bundle, tmp_path):
     finished = len(log.summary["episode_returns"]) - 1
     assert finished >= 2 and server["episodes"] >= finished
     assert server["stale_actions"] <= sum(t.late for t in log.ticks) + log.summary["skipped_ticks"]
+    # phase-locked to the server: ticks plan from its newest observation, not the one before
+    ages = np.array([t.obs_age_ms for t in log.ticks])
+    assert np.mean(ages > 10.0) < 0.1, np.percentile(ages, [50, 90, 99])
     assert [t.tick for t in log.ticks] == list(range(500))
     late = sum(t.late for t in log.ticks)
     # a tiny bundle keeps every tick in time; a few may slip when the shared CPU is busy

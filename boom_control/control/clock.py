@@ -67,3 +67,8 @@ class Ticker:
     def advance(self) -> None:
         """Move to the next tick (``next += period``)."""
         self.index += 1
+
+    def shift(self, seconds: float) -> None:
+        """Move this tick and every later one by ``seconds`` (later if positive): the
+        phase correction of a loop locked to another clock's ticks."""
+        self.t0 += seconds

@@ -2,7 +2,14 @@
 
 Tick ``k`` starts at ``t0 + k * period`` (absolute deadlines, :class:`~.clock.Ticker`):
 
-1. read the newest observation (real time: never waits; lockstep: the step reply);
+1. read the newest observation (lockstep: the step reply). Real time, at the server's
+   rate: the loop is phase-locked to the server's ticks, each tick starting ``phase_ms``
+   after the server's observation arrives. When none is new at the tick's start the loop
+   runs ahead: it waits for the observation (up to the period's slack, so the tick can
+   still send) and moves this tick and the later ones to just after it; when one was
+   already waiting for long (same-machine clocks), the later ticks move earlier. Without
+   that an action planned from a stale observation reaches the server after its next
+   tick: one period of extra delay;
 2. encode it and compute the policy action ``tanh(mean)`` first: the fallback;
 3. hand MPPI to the planning thread, warm-started by the policy trajectories and by the
    last plan shifted by the ticks that really elapsed since it was made;
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import signal
 import sys
@@ -46,6 +54,9 @@ log = logging.getLogger(__name__)
 
 SEND_GUARD_S = 3e-4
 """A send is attempted only if it starts this long before the deadline (it takes ~50 us)."""
+LOCK_TOLERANCE_S = 2e-3
+"""Real time: an observation older than ``phase_ms`` plus this at the tick's start moves
+the loop's later ticks earlier (wake-up jitter stays below it)."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +70,8 @@ class LoopConfig:
     send_margin_ms: float = 1.5
     """After the planning deadline, the send must happen within this margin."""
     phase_ms: float = 1.0
-    """Real time: tick starts this long after the server's observation arrives."""
+    """Real time: tick starts this long after the server's observation arrives (the loop
+    keeps that phase; see the module docstring)."""
     duration: float | None = None
     """Seconds to run (None: until stopped)."""
     max_ticks: int | None = None
@@ -274,6 +286,15 @@ class Controller:
         cfg = self.cfg
         ob = self._first_observation()
         ticker = Ticker(cfg.period, ob.received_at + cfg.phase_ms * 1e-3)
+        # phase locking needs the server's period; at another rate the loop runs free
+        lock = math.isclose(self.client.info.control_period, cfg.period, rel_tol=1e-6)
+        if not lock:
+            log.warning(
+                "control: %g Hz against a server ticking every %g s: observations and "
+                "actions are not phase-locked",
+                cfg.rate,
+                self.client.info.control_period,
+            )
         last_seq, last_fresh_t, prev_end = -1, time.monotonic(), False
         while not self._done(ticker.index):
             before = ticker.index
@@ -286,6 +307,10 @@ class Controller:
                 ticker.advance()
                 continue
             ob = self.client.latest_observation()
+            if lock and (ob is None or ob.seq == last_seq):  # ahead of the server's ticks
+                ob, start = self._catch_up(ticker, start, last_seq, ob)
+            elif lock and ob.shared_clock:
+                self._lock_phase(ticker, ob.age)
             fresh = ob is not None and ob.seq != last_seq
             if fresh:
                 last_seq, last_fresh_t = ob.seq, time.monotonic()
@@ -313,6 +338,32 @@ class Controller:
             self._finish(rec, missed)
             self._recover(last_fresh_t)
             ticker.advance()
+
+    def _catch_up(self, ticker: Ticker, start: float, last_seq: int, ob):
+        """No new observation at the tick's start: wait for the server's, at most the
+        period's slack (period - budget - send margin - phase) from the start, so this tick
+        can still plan and send when none comes (a simulator waiting for its episode's
+        first action sends nothing new). When one comes, this tick and every later one
+        start ``phase_ms`` after it. Returns the observation and the tick's start."""
+        cfg = self.cfg
+        slack = ticker.period - (cfg.budget_ms + cfg.send_margin_ms + cfg.phase_ms) * 1e-3
+        wait = slack - (time.monotonic() - start)
+        newer = self.client.latest_observation(timeout=max(wait, 0.0))
+        if newer is None or newer.seq == last_seq:
+            return newer if newer is not None else ob, start
+        ticker.shift(time.monotonic() - start + self.cfg.phase_ms * 1e-3)
+        self.stats.phase_shifts += 1
+        return newer, ticker.start
+
+    def _lock_phase(self, ticker: Ticker, age: float) -> None:
+        """A fresh observation ``age`` seconds old at the tick's start (one clock with the
+        server): if it waited much longer than ``phase_ms``, start the later ticks earlier."""
+        cfg = self.cfg
+        phase = cfg.phase_ms * 1e-3
+        slack = (1e3 / cfg.rate - cfg.budget_ms - cfg.send_margin_ms) * 1e-3
+        if age > min(phase + LOCK_TOLERANCE_S, slack):
+            ticker.shift(phase - age)
+            self.stats.phase_shifts += 1
 
     def _skipped(self, k: int, ticker: Ticker) -> None:
         """Record a tick the loop reached after its send deadline (nothing was sent)."""

@@ -21,6 +21,8 @@ class RunStats:
         self.misses = 0
         """Plans not ready by the planning deadline (a fallback was sent instead)."""
         self.skipped = 0
+        self.phase_shifts = 0
+        """Real time: moves of the loop's tick phase onto the server's ticks."""
         self.iterations: list[int] = []
         self.plan_ms: list[float] = []
         self.sources: dict[str, int] = {}
@@ -68,6 +70,7 @@ class RunStats:
             "ticks": self.ticks,
             "late_sends": self.late,
             "skipped_ticks": self.skipped,
+            "phase_shifts": self.phase_shifts,
             "plan_misses": self.misses,
             "fallback_rate": self.fallback / max(self.ticks, 1),
             "mean_iterations": float(np.mean(self.iterations)) if self.iterations else 0.0,
@@ -91,6 +94,7 @@ def format_summary(summary: dict) -> str:
         ("ticks", f"{summary['ticks']}"),
         ("late sends", f"{summary['late_sends']}"),
         ("skipped ticks", f"{summary['skipped_ticks']}"),
+        ("phase shifts", f"{summary.get('phase_shifts', 0)}"),
         ("plan misses", f"{summary['plan_misses']}"),
         ("fallback rate", f"{100 * summary['fallback_rate']:.1f} %"),
         ("mean iterations", f"{summary['mean_iterations']:.2f}"),
