@@ -261,12 +261,14 @@ def test_the_loop_locks_its_phase_to_the_servers_ticks(tiny_bundle, tmp_path):
             assert newer.seq > ob.seq and loop.stats.phase_shifts == 1
             assert start == ticker.start
             assert abs(start - (newer.received_at + 1e-3)) < 1e-3  # phase_ms after it
-            # behind: an observation 9 ms old at the tick's start moves the ticks 8 ms earlier
+            # behind: an observation 9 ms old at the tick's start moves the ticks 6 ms
+            # earlier (to phase_ms + half the 4 ms tolerance after the observation)
             before = ticker.start
             loop._lock_phase(ticker, 0.009)
-            assert ticker.start == pytest.approx(before - 0.008)
+            assert ticker.start == pytest.approx(before - 0.006)
             assert loop.stats.phase_shifts == 2
-            loop._lock_phase(ticker, 0.0015)  # within the tolerance: left alone
+            for age in (0.0015, 0.0045):  # delivery jitter, within the tolerance: left alone
+                loop._lock_phase(ticker, age)
             assert loop.stats.phase_shifts == 2
     finally:
         env.close()

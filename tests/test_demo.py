@@ -8,6 +8,9 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
+from boom_control.cli.demo import FIT_MARGIN
 from boom_control.telemetry import read_telemetry
 
 
@@ -57,6 +60,8 @@ def test_demo_runs_sim_control_and_report(tiny_bundle, tmp_path):
     # on CPU the planner was first fitted to the budget, and boom control ran with it
     profile = json.loads((out / "profile" / "profile.json").read_text())
     assert profile["cells"]
+    # with headroom for the sim server and the loop that share the CPU in the demo
+    assert FIT_MARGIN < 0.8 and profile["budgets"][0]["margin"] == pytest.approx(FIT_MARGIN)
     if (out / "profile" / "fitted_12ms.yaml").is_file():
         assert "fitted_12ms.yaml" in proc.stderr
     # pictures of the policy, when this machine can render offscreen

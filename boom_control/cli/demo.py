@@ -50,11 +50,20 @@ def _uses_cuda(device: str) -> bool:
     return device.startswith("cuda") or torch.cuda.is_available()
 
 
+FIT_MARGIN = 0.65
+"""The demo fits plans whose sweep p99 stays under this fraction of the budget. The sweep
+runs alone; in the demo the sim server, the loop's own work (encode, policy, the plan's
+start) and the planning thread share the CPU: a 32 x 1 setting at p99 9.5 ms in the sweep
+(0.8 x 12 ms fits it) planned in 10.3 ms in the loop, where the anytime planner then
+started no iteration on 70% of the ticks."""
+
+
 def _fit_budget(
     bundle: Path, out: Path, budget_ms: float, backend: str, seconds: float
 ) -> Path | None:
-    """Sweep small planner settings on this CPU: the fitted YAML; when none fits at p99, a
-    config with the quickest setting (see :func:`_quickest_config`)."""
+    """Sweep small planner settings on this CPU: the fitted YAML (p99 within
+    :data:`FIT_MARGIN` of the budget); when none fits, a config with the quickest setting
+    (see :func:`_quickest_config`)."""
     folder = out / "profile"
     _run(
         "fit the planner to the budget",
@@ -78,6 +87,8 @@ def _fit_budget(
             f"{seconds:g}",
             "--budget-ms",
             f"{budget_ms:g}",
+            "--margin",
+            f"{FIT_MARGIN:g}",
             "--no-plots",
             "--out",
             str(folder),

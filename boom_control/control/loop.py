@@ -54,9 +54,10 @@ log = logging.getLogger(__name__)
 
 SEND_GUARD_S = 3e-4
 """A send is attempted only if it starts this long before the deadline (it takes ~50 us)."""
-LOCK_TOLERANCE_S = 2e-3
+LOCK_TOLERANCE_S = 4e-3
 """Real time: an observation older than ``phase_ms`` plus this at the tick's start moves
-the loop's later ticks earlier (wake-up jitter stays below it)."""
+the loop's later ticks earlier, to half this after ``phase_ms`` (delivery and wake-up
+jitter, ~1 ms, stay below it: the loop does not chase them)."""
 
 
 @dataclass(frozen=True)
@@ -362,7 +363,7 @@ class Controller:
         phase = cfg.phase_ms * 1e-3
         slack = (1e3 / cfg.rate - cfg.budget_ms - cfg.send_margin_ms) * 1e-3
         if age > min(phase + LOCK_TOLERANCE_S, slack):
-            ticker.shift(phase - age)
+            ticker.shift(phase + LOCK_TOLERANCE_S / 2 - age)
             self.stats.phase_shifts += 1
 
     def _skipped(self, k: int, ticker: Ticker) -> None:
