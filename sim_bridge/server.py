@@ -480,6 +480,8 @@ class BridgeServer:
         try:
             self.run(stop)
         finally:
+            counters = ", ".join(f"{k} {v}" for k, v in self.stats.__dict__.items())
+            log.info("%s stopped: %s", self.info["task_id"], counters)
             self.backend.close()
 
     def run(self, stop: threading.Event | None = None) -> None:
