@@ -157,7 +157,6 @@ class _RealtimeState:
     had_action: bool = False
     in_watchdog: bool = False
     episode_step: int = 0
-    started: bool = False  # the episode's first action has been applied
     subscribers: set[bytes] = field(default_factory=set)
 
 
@@ -395,16 +394,15 @@ class BridgeServer:
         rt = self._rt
         rt.pending, rt.held, rt.had_action = None, self._neutral.copy(), False
         rt.in_watchdog, rt.last_action_t = False, now
-        rt.episode_step, rt.started = 0, False
+        rt.episode_step = 0
 
     def _tick(self, now: float) -> None:
         rt = self._rt
         if not rt.running:
             return
-        if self._waits and not rt.started and rt.pending is None and not self._estopped:
+        if self._waits and not rt.had_action and rt.pending is None and not self._estopped:
             self.stats.waiting += 1  # a simulator holds still until the first action
             return
-        rt.started = True
         late = False
         watchdog = now - rt.last_action_t > self.cfg.watchdog_periods * self.period
         if self._estopped:

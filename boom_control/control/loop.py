@@ -96,6 +96,11 @@ class LoopConfig:
     def period(self) -> float:
         return 1.0 / self.rate
 
+    @property
+    def slack(self) -> float:
+        """Seconds of a period beyond phase, budget and send margin (> 0 when checked)."""
+        return self.period - (self.phase_ms + self.budget_ms + self.send_margin_ms) * 1e-3
+
     def check(self) -> None:
         if self.planner_rt_priority and self.planner_rt_priority >= self.rt_priority:
             raise ValueError("the planner's real-time priority must be below the loop's")
@@ -346,9 +351,7 @@ class Controller:
         can still plan and send when none comes (a simulator waiting for its episode's
         first action sends nothing new). When one comes, this tick and every later one
         start ``phase_ms`` after it. Returns the observation and the tick's start."""
-        cfg = self.cfg
-        slack = ticker.period - (cfg.budget_ms + cfg.send_margin_ms + cfg.phase_ms) * 1e-3
-        wait = slack - (time.monotonic() - start)
+        wait = self.cfg.slack - (time.monotonic() - start)
         newer = self.client.latest_observation(timeout=max(wait, 0.0))
         if newer is None or newer.seq == last_seq:
             return newer if newer is not None else ob, start
@@ -359,10 +362,8 @@ class Controller:
     def _lock_phase(self, ticker: Ticker, age: float) -> None:
         """A fresh observation ``age`` seconds old at the tick's start (one clock with the
         server): if it waited much longer than ``phase_ms``, start the later ticks earlier."""
-        cfg = self.cfg
-        phase = cfg.phase_ms * 1e-3
-        slack = (1e3 / cfg.rate - cfg.budget_ms - cfg.send_margin_ms) * 1e-3
-        if age > min(phase + LOCK_TOLERANCE_S, slack):
+        phase = self.cfg.phase_ms * 1e-3
+        if age > phase + min(LOCK_TOLERANCE_S, self.cfg.slack):
             ticker.shift(phase + LOCK_TOLERANCE_S / 2 - age)
             self.stats.phase_shifts += 1
 
