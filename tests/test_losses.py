@@ -196,6 +196,27 @@ def test_frozen_world_model_only_the_policy_learns():
     assert not any(p.grad is not None for p in agent.model.model_parameters())
 
 
+def test_frozen_latent_only_heads_and_policy_learn():
+    """freeze_latent: encoder and dynamics stay as they were, the reward / Q / termination
+    heads and the policy move, and the optimiser state still loads into an agent without
+    it (a run may switch it on and off between resumes)."""
+    agent = _agent(freeze_latent=True)
+    before = {k: v.clone() for k, v in agent.model.state_dict().items()}
+    for seed in range(3):
+        out = agent.update(_batch(seed))
+    after = agent.model.state_dict()
+    latent = {k for k in before if k.startswith(("_encoder.", "_dynamics."))}
+    assert latent and all(torch.equal(before[k], after[k]) for k in latent)
+    heads = ("_reward.0.linear.weight", "_Qs.weight.0", "_target_Qs.weight.0")
+    for name in (*heads, "_pi.0.linear.weight"):
+        assert not torch.equal(before[name], after[name]), name
+    assert math.isfinite(out["world_model_grad_norm"]) and out["world_model_grad_norm"] > 0
+    assert all(p.grad is None for p in agent.model.latent_parameters())
+    other = _agent()
+    other.load_state_dict(agent.state_dict())
+    other.update(_batch(4))  # the full world model learns on from the heads' Adam state
+
+
 def test_agent_act_shapes_and_policy_only_mode():
     agent = _agent()
     obs = np.random.default_rng(0).standard_normal(O)

@@ -133,6 +133,10 @@ class Agent:
             agent_cfg, self.model, planner_cfg.horizon, self.gamma, self.device
         )
         self._wm_params = self.model.encoder_parameters() + self.model.model_parameters()
+        if agent_cfg.freeze_latent:  # no gradients: Adam skips them, groups stay resumable
+            for p in self.model.latent_parameters():
+                p.requires_grad_(False)
+            self._wm_params = self.model.head_parameters()
         self._pi_params = self.model.pi_parameters()
         # speed options, resolved once
         self._plan_precision = _precision_context(

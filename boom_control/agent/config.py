@@ -161,6 +161,11 @@ class AgentConfig:
     the latents the policy loss reads. Distils a trained planner into its policy without
     refitting the world model to a fresh, small buffer, which forgets what the original
     one taught it."""
+    freeze_latent: bool = False
+    """Encoder and latent dynamics stay as loaded (``init_from``); reward, termination, Q
+    and the policy learn. Continues a trained agent on a fresh buffer while its latent
+    space stays put: refitting the encoder and dynamics to a small buffer of one
+    behaviour moves the latents the heads and the planner rely on."""
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
     """Forward passes of the losses: 'bf16' runs their matmuls under bfloat16 autocast
     (losses, parameters, gradients and optimiser state stay fp32); 'auto' as for

@@ -76,7 +76,15 @@ class WorldModel(nn.Module):
 
     def model_parameters(self) -> list[nn.Parameter]:
         """Dynamics, reward, Q and termination parameters (world-model optimiser, full lr)."""
-        heads = [self._dynamics, self._reward, self._Qs]
+        return list(self._dynamics.parameters()) + self.head_parameters()
+
+    def latent_parameters(self) -> list[nn.Parameter]:
+        """Encoder and latent dynamics: what defines the latent space the heads read."""
+        return self.encoder_parameters() + list(self._dynamics.parameters())
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Reward, Q ensemble and termination parameters (the target Qs excluded)."""
+        heads = [self._reward, self._Qs]
         if self._termination is not None:
             heads.append(self._termination)
         return [p for h in heads for p in h.parameters()]

@@ -21,6 +21,7 @@ Common keys (every key and its value: --print-config):
   init_from=RUN|BUNDLE      start from another run's (or a bundle's) network weights
   seed_actor=planner        with init_from: the seed phase acts with the planner
   agent.freeze_world_model=true  with init_from: only the policy learns (distillation)
+  agent.freeze_latent=true  with init_from: encoder and dynamics stay, heads and policy learn
   policy_acts=P             send the policy's action on a fraction P of the steps
 \b
 Presets (--preset NAME): train_fast (fast Mish, bf16 where native, torch.compile), train_smoke
