@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 import typing
 from collections.abc import Iterable, Mapping
@@ -113,6 +114,9 @@ def _check_keys(cls: type, data: Mapping[str, Any], prefix: str = "") -> None:
             _check_keys(sub, value, prefix=f"{prefix}{key}.")
 
 
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _coerce(data: Any, cls: type) -> Any:
     """Let ints stand for floats and lists for tuples, as YAML and the CLI produce them."""
     if not isinstance(data, Mapping):
@@ -127,6 +131,8 @@ def _coerce(data: Any, cls: type) -> Any:
             value = _coerce(value, target)
         elif target is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        elif target is float and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads "3e-5" (no dot) as a string
         elif typing.get_origin(target) is tuple and isinstance(value, list):
             value = tuple(value)
         out[key] = value

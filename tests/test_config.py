@@ -36,6 +36,9 @@ def test_overrides_apply_and_result_is_frozen():
     assert cfg.inner.width == 32
     assert cfg.inner.rate == 1.0 and isinstance(cfg.inner.rate, float)
     assert cfg.task == "h1:walk"
+    # YAML 1.1 leaves an exponent without a dot a string; a float key takes it as a number
+    cfg = load_config(Outer, overrides=["inner.rate=3e-5", "scale=-2E3"])
+    assert cfg.inner.rate == 3e-5 and cfg.scale == -2000.0
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.seed = 4  # type: ignore[misc]
 
@@ -52,6 +55,10 @@ def test_misspelled_key_lists_valid_choices():
 def test_wrong_type_and_bad_literal_are_rejected():
     with pytest.raises(ConfigError, match="inner.width"):
         load_config(Outer, overrides=["inner.width=wide"])
+    with pytest.raises(ConfigError, match="inner.rate"):
+        load_config(Outer, overrides=["inner.rate=3e-5x"])
+    with pytest.raises(ConfigError, match="seed"):
+        load_config(Outer, overrides=["seed=1e3"])  # only float keys read it as a number
     with pytest.raises(ConfigError, match="one of 'avg', 'min'"):
         load_config(Outer, overrides=["inner.mode=max"])
 
