@@ -232,6 +232,20 @@ def test_agent_act_shapes_and_policy_only_mode():
     np.testing.assert_array_equal(action, agent.act(obs, state, True, use_planner=False)[0])
 
 
+def test_loaded_optimiser_state_keeps_this_configs_learning_rates():
+    """A resumed run may change agent.lr / pi_eps: the Adam moments load, the groups' lr and
+    eps stay this config's (loading would otherwise restore the saved ones)."""
+    agent = _agent(0)
+    agent.update(_batch(1))
+    other = _agent(1, lr=1e-5, pi_eps=1e-6)
+    other.load_state_dict(agent.state_dict())
+    assert [g["lr"] for g in other.optim.param_groups] == pytest.approx([3e-6, 1e-5])
+    assert other.pi_optim.param_groups[0]["lr"] == 1e-5
+    assert other.pi_optim.param_groups[0]["eps"] == 1e-6
+    moments = other.optim.state_dict()["state"]
+    assert moments and all(float(m["step"]) == 1.0 for m in moments.values())
+
+
 def test_state_dict_round_trip_reproduces_outputs():
     agent = _agent(0)
     agent.update(_batch(1))

@@ -321,9 +321,12 @@ class Agent:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved."""
         self.model.load_state_dict(state["model"])
-        self.optim.load_state_dict(state["optim"])
-        self.pi_optim.load_state_dict(state["pi_optim"])
-        for optim in (self.optim, self.pi_optim):  # loading restores the saved groups' flags
+        for optim, saved in ((self.optim, state["optim"]), (self.pi_optim, state["pi_optim"])):
+            # loading restores the saved groups' settings: keep this config's lr and eps
+            own = [{k: v for k, v in g.items() if k != "params"} for g in optim.param_groups]
+            optim.load_state_dict(saved)
+            for group, settings in zip(optim.param_groups, own, strict=True):
+                group.update(settings)
             _set_fused(optim, self._fused_adam)
         self.running_scale.copy_(torch.as_tensor(state["running_scale"]))
         self.model.eval()
