@@ -355,7 +355,8 @@ class Controller:
         newer = self.client.latest_observation(timeout=max(wait, 0.0))
         if newer is None or newer.seq == last_seq:
             return newer if newer is not None else ob, start
-        ticker.shift(time.monotonic() - start + self.cfg.phase_ms * 1e-3)
+        # from its arrival, not from this thread's wake-up, which a busy CPU delays
+        ticker.shift(newer.received_at - start + self.cfg.phase_ms * 1e-3)
         self.stats.phase_shifts += 1
         return newer, ticker.start
 
