@@ -246,6 +246,25 @@ def test_loaded_optimiser_state_keeps_this_configs_learning_rates():
     assert moments and all(float(m["step"]) == 1.0 for m in moments.values())
 
 
+def test_prime_running_scale_sets_the_scale_from_the_loaded_q_values():
+    """Fine-tuning starts S at the spread of the loaded Q, not at 1 (a trained Q spans
+    far more than 1, and S = 1 would make the policy's Q term that much too strong)."""
+    agent = _agent(0)
+    with torch.no_grad():  # sharper heads, output layers (zero at init) drawn: a spread > 1
+        for param in agent.model._Qs.parameters():
+            param.normal_(0.0, 0.3) if not param.any() else param.mul_(3.0)
+    batch = _batch(3)
+    torch.manual_seed(5)
+    scale = agent.prime_running_scale(batch)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        z = agent.model.encode(batch.obs[0])
+        q = agent.model.Q(z, agent.model.pi(z)[0], return_type="min")
+    lo, hi = torch.quantile(q.flatten(), torch.tensor([0.05, 0.95]))
+    assert float(hi - lo) > 2.0 and scale == pytest.approx(float(hi - lo))
+    assert agent.running_scale.item() == pytest.approx(scale)
+
+
 def test_state_dict_round_trip_reproduces_outputs():
     agent = _agent(0)
     agent.update(_batch(1))

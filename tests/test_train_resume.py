@@ -146,6 +146,28 @@ def test_init_from_starts_a_new_task_from_another_runs_weights(tmp_path):
     assert "init_from:" in saved and "source" in saved
 
 
+def test_init_from_sets_the_q_scale_from_the_loaded_networks_once(tmp_path, caplog):
+    """The first update of a fine-tuning run (here the pretraining after the seed phase)
+    sets the running Q scale from the loaded Q; a run from scratch keeps S = 1 to start."""
+    torch.set_num_threads(1)
+    primed = "running Q scale set from the loaded networks"
+    with caplog.at_level("INFO", logger="boom_control.train.trainer"):
+        run(tmp_path / "source", "steps=62", "checkpoint_every=62")
+    assert primed not in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="boom_control.train.trainer"):
+        tuned = run(tmp_path / "tuned", f"init_from={tmp_path / 'source'}", "steps=62")
+    assert caplog.text.count(primed) == 1 and tuned.updates == 62
+    pretrain = [r for r in logged(tmp_path / "tuned", 0) if r[1:3] == ("pretrain", "q_scale")]
+    assert pretrain and float(pretrain[0][3]) >= 1.0
+    # stopped inside its seed phase, the fine-tuning run primes the scale on resume
+    caplog.clear()
+    with caplog.at_level("INFO", logger="boom_control.train.trainer"):
+        run(tmp_path / "early", f"init_from={tmp_path / 'source'}", "steps=30")
+        run(tmp_path / "early", "resume=true", "steps=62")
+    assert caplog.text.count(primed) == 1
+
+
 def test_init_from_with_other_network_sizes_is_a_clear_error(tmp_path):
     torch.set_num_threads(1)
     run(tmp_path / "source", "steps=1")

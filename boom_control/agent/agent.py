@@ -24,7 +24,12 @@ from boom_control.agent.cast_weights import CastWeights
 from boom_control.agent.compiled import compile_fn
 from boom_control.agent.config import AgentConfig, ModelConfig, PlannerConfig
 from boom_control.agent.cuda_graph import GraphedIteration
-from boom_control.agent.losses import LossConstants, policy_loss, world_model_loss
+from boom_control.agent.losses import (
+    LossConstants,
+    policy_loss,
+    update_scale,
+    world_model_loss,
+)
 from boom_control.agent.planner import (
     IterState,
     PlanConstants,
@@ -307,6 +312,24 @@ class Agent:
             "running_scale": self.running_scale.detach().clone(),
             **({} if self.act_generator is None else {"act_rng": self.act_generator.get_state()}),
         }
+
+    def prime_running_scale(self, batch: Batch) -> float:
+        """Set the running Q scale S from a batch instead of lerping it up from 1.
+
+        For an agent whose networks were loaded (fine-tuning): its Q values span tens to
+        hundreds, so a scale starting at 1 makes the policy's Q term ~100x too strong for
+        the hundreds of updates the running average takes to catch up, which drags a
+        trained policy (and the planner it warm-starts) off. S becomes
+        ``max(P95 - P5, 1)`` of ``Q(z_0, pi(z_0))`` over the batch, the quantity the
+        running average tracks. Returns the new S.
+        """
+        self.model.eval()
+        with torch.no_grad(), self._update_precision():
+            z = self.model.encode(batch.obs[0])
+            action, _ = self.model.pi(z)
+            q = self.model.Q(z, action.float(), return_type=self.agent_cfg.q_read).float()
+        self.running_scale.copy_(update_scale(self.running_scale, q, 1.0))
+        return float(self.running_scale)
 
     def load_model_weights(self, model_state: dict[str, torch.Tensor]) -> None:
         """Take the network weights (target Q included) of an agent of the same sizes.
