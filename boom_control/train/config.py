@@ -72,8 +72,9 @@ class TrainConfig:
     """Start a new run from the network weights of another run's checkpoint (a file, or
     a run folder for its latest one) instead of random ones: fine-tuning on a task with
     the same observation and action sizes, e.g. h1:walk from an h1:stand run; a bundle
-    folder works too (its verified weights/model.pt). Optimisers,
-    running scale, replay buffer and counters start fresh; ignored when resuming."""
+    folder works too (its verified weights/model.pt). Optimisers, replay buffer and
+    counters start fresh, and the first update sets the running Q scale from the loaded
+    networks' values on its batch; ignored when resuming."""
     save_buffer: bool = True
     """Store the replay buffer in checkpoints (needed for an exact resume)."""
     log_every: int = 1000
