@@ -316,10 +316,10 @@ class Agent:
     def prime_running_scale(self, batch: Batch) -> float:
         """Set the running Q scale S from a batch instead of lerping it up from 1.
 
-        For an agent whose networks were loaded (fine-tuning): its Q values span tens to
-        hundreds, so a scale starting at 1 makes the policy's Q term ~100x too strong for
-        the hundreds of updates the running average takes to catch up, which drags a
-        trained policy (and the planner it warm-starts) off. S becomes
+        For an agent whose networks were loaded (fine-tuning): a trained Q's values span
+        tens or more (18 for the h1-stand bundle on standing data), so a scale starting at
+        1 makes the policy's Q term that many times too strong for the hundreds of updates
+        the running average takes to catch up. S becomes
         ``max(P95 - P5, 1)`` of ``Q(z_0, pi(z_0))`` over the batch, the quantity the
         running average tracks. Returns the new S.
         """

@@ -111,7 +111,6 @@ class Trainer:
         self._buffer_factory = buffer_factory
         self.buffer = buffer_factory(self.spec)
         self.rng = np.random.default_rng(_stream_seed(cfg.seed, 2))  # seed actions, policy_acts
-        self._prime_scale = False  # set by init_weights: the first batch sets the Q scale
         self._overlap: ThreadPoolExecutor | None = None
         if cfg.overlap_update:
             self.agent.overlap(_stream_seed(cfg.seed, 4))
@@ -311,8 +310,7 @@ class Trainer:
         """The next update's batch; the first one after ``init_from`` also sets the
         running Q scale from the loaded networks (see :meth:`Agent.prime_running_scale`)."""
         batch = self.buffer.sample()
-        if self._prime_scale:
-            self._prime_scale = False
+        if self.updates == 0 and self.cfg.init_from is not None:
             scale = self.agent.prime_running_scale(batch)
             log.info("running Q scale set from the loaded networks' values: %.2f", scale)
         return batch
@@ -430,8 +428,6 @@ class Trainer:
             )
             self.phase_start = self.step
             self.obs = None
-        # an init_from run stopped before its first update has not set its Q scale yet
-        self._prime_scale = self.cfg.init_from is not None and self.updates == 0
         log.info("resumed %s at step %d (%d updates)", self.run_dir, self.step, self.updates)
 
     def init_weights(self, source: str | Path) -> None:
@@ -446,7 +442,6 @@ class Trainer:
                 f"this run's (task {self.cfg.task}, model {self.cfg.model.preset}): {why}"
             ) from None
         log.info("initialised the networks from %s (task %s, step %d)", path, task, step)
-        self._prime_scale = True
 
     def _replay_episode(self, ep: dict[str, Any]) -> None:
         """Bring the training env back to the checkpoint's state by replaying the episode."""
