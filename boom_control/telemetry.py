@@ -41,7 +41,8 @@ class TickRecord:
         slack_ms: deadline minus send time (negative = late).
         divergence: L2 distance between the planner's and the policy's action.
         alarm: safety state ('' when normal; e.g. 'nan_obs', 'stale_obs').
-        action_source: 'plan', 'policy', 'hold' or 'damp'.
+        action_source: 'plan', 'policy', 'hold', 'damp' or 'skipped'.
+        send_ms: how long the send took (it started ``send_ms`` before ``t_send``).
     """
 
     tick: int
@@ -62,6 +63,7 @@ class TickRecord:
     divergence: float = 0.0
     alarm: str = ""
     action_source: str = "plan"
+    send_ms: float = 0.0
 
 
 class TelemetryWriter:

@@ -148,6 +148,9 @@ def test_safety_guard():
     guard = SafetyGuard(neutral, stale_periods=2)
     cmd, src = guard.command(np.array([3.0, -0.2, 0.1]), obs_ok=True, stale=False)
     assert src == "ok" and np.allclose(cmd, [1.0, -0.2, 0.1]) and guard.alarm == ""
+    guard.sent(cmd, src)
+    _, src = guard.command(np.array([0.3, 0.3, 0.3]), obs_ok=True, stale=False)
+    assert src == "ok"  # computed, never sent (a skipped tick): not the one to hold
     cmd2, src = guard.command(np.array([np.nan, 0, 0]), obs_ok=True, stale=False)
     assert src == "hold" and np.allclose(cmd2, cmd) and guard.alarm == "nan_action"
     cmd3, src = guard.command(np.zeros(3), obs_ok=False, stale=False)

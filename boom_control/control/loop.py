@@ -52,8 +52,10 @@ from boom_control.telemetry import TelemetryWriter, TickRecord
 log = logging.getLogger(__name__)
 
 
-SEND_GUARD_S = 3e-4
-"""A send is attempted only if it starts this long before the deadline (it takes ~50 us)."""
+SEND_GUARD_S = 1e-3
+"""A send is attempted only if it starts this long before the deadline. It takes ~50 us
+alone, but the loop thread may wait for the GIL at each step of it (the planning thread
+keeps it up to the 0.2 ms switch interval at a time), so the guard leaves room for that."""
 LOCK_TOLERANCE_S = 4e-3
 """Real time: an observation older than ``phase_ms`` plus this at the tick's start moves
 the loop's later ticks earlier, to half this after ``phase_ms`` (delivery and wake-up
@@ -104,6 +106,11 @@ class LoopConfig:
     def check(self) -> None:
         if self.planner_rt_priority and self.planner_rt_priority >= self.rt_priority:
             raise ValueError("the planner's real-time priority must be below the loop's")
+        if self.send_margin_ms * 1e-3 <= SEND_GUARD_S:
+            raise ValueError(
+                f"the send margin ({self.send_margin_ms:g} ms) must exceed the send guard "
+                f"({SEND_GUARD_S * 1e3:g} ms), or no tick could ever send"
+            )
         period_ms = 1e3 / self.rate
         used = self.budget_ms + self.send_margin_ms + self.phase_ms
         if self.budget_ms <= 0 or used >= period_ms:
@@ -194,7 +201,7 @@ class Controller:
 
     # ------------------------------------------------------------------ one tick
     def _tick(self, k: int, start: float, ob, fresh: bool, worker: PlanWorker | None):
-        """Compute the command of tick ``k``; returns (command, record, missed)."""
+        """Compute the command of tick ``k``; returns (command, guard source, record, missed)."""
         cfg, rel = self.cfg, self._t0
         plan_deadline = start + cfg.budget_ms * 1e-3
         rec = TickRecord(
@@ -245,7 +252,7 @@ class Controller:
         if source != "ok":
             rec.action_source, rec.fallback = source, True
         rec.alarm = self.guard.alarm
-        return command, rec, missed
+        return command, source, rec, missed
 
     def _finish(self, rec: TickRecord, missed: bool) -> None:
         self.stats.add(rec, missed)
@@ -268,12 +275,13 @@ class Controller:
         k = 0
         while not self._done(k):
             start = time.monotonic()
-            command, rec, missed = self._tick(k, start, ob, True, None)
+            command, source, rec, missed = self._tick(k, start, ob, True, None)
             if self._record:
                 self.trace.append((ob.obs.copy(), command.copy()))
             rec.t_send = time.monotonic() - self._t0
             rec.slack_ms = (rec.t_deadline - rec.t_send) * 1e3
             ob = self.client.step(command)
+            self.guard.sent(command, source)
             self.stats.add_reward(ob.reward, ob.terminated or ob.truncated)
             self._finish(rec, missed)
             if ob.terminated or ob.truncated:
@@ -328,12 +336,14 @@ class Controller:
                 if prev_end or (end and told):
                     self._new_episode()
                 prev_end = end and not told
-            command, rec, missed = self._tick(k, start, ob, fresh, worker)
+            command, source, rec, missed = self._tick(k, start, ob, fresh, worker)
             send_deadline = start + (cfg.budget_ms + cfg.send_margin_ms) * 1e-3
-            if time.monotonic() + SEND_GUARD_S <= send_deadline:
+            t_start = time.monotonic()
+            if t_start + SEND_GUARD_S <= send_deadline:
                 self.client.send_action(command, ob.control_episode if ob is not None else None)
                 t_send = time.monotonic()
-                rec.late = t_send > send_deadline
+                rec.late, rec.send_ms = t_send > send_deadline, (t_send - t_start) * 1e3
+                self.guard.sent(command, source)
             else:  # never send late: the server holds the previous command
                 self.stats.skipped += 1
                 rec.action_source, rec.fallback, t_send = "skipped", True, time.monotonic()

@@ -1,8 +1,10 @@
 """Safety layer between the planner and the robot.
 
 * Actions are clipped to the bounds ``[-1, 1]``.
-* NaN/Inf in an observation or an action: the last safe action is held and the alarm
-  state says why (``nan_obs`` / ``nan_action``); it clears on the next good tick.
+* NaN/Inf in an observation or an action: the last safe action that was sent is held
+  (:meth:`SafetyGuard.sent` records it; a command computed but never sent does not
+  count) and the alarm state says why (``nan_obs`` / ``nan_action``); it clears on the
+  next good tick.
 * Stale observations: no new observation for ``stale_periods`` ticks -> the neutral
   (damping) command of the bridge's action mapping is sent (alarm ``stale_obs``), until a
   fresh observation arrives.
@@ -82,8 +84,13 @@ class SafetyGuard:
             self._raise(NAN_ACTION)
             return self.last_safe.copy(), "hold"
         self.alarm = ""
-        self.last_safe = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
-        return self.last_safe.copy(), "ok"
+        return np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0), "ok"
+
+    def sent(self, command: np.ndarray, source: str) -> None:
+        """Record that ``command`` (``(A,)``, from :meth:`command` with ``source``) reached
+        the robot: an ``ok`` one becomes the action a later bad tick holds."""
+        if source == "ok":
+            self.last_safe = np.array(command, dtype=np.float64)
 
     def _raise(self, alarm: str) -> None:
         if self.alarm != alarm:

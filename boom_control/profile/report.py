@@ -3,6 +3,7 @@
 Definitions (all times in ms):
 
 * ``tick_ms``: compute of a tick, ``encode + policy + plan`` (plan 0 when none ran);
+* ``send_ms``: the send itself (the ``send`` stage);
 * ``recv_to_send_ms``: from reading the observation to sending the action;
 * deadline misses: ``late_sends`` (sent after the tick's deadline; must be 0) plus
   ``skipped_ticks`` (the loop reached the tick after its deadline and sent nothing);
@@ -39,7 +40,7 @@ def tick_arrays(log: TelemetryLog) -> dict[str, np.ndarray]:
         name: col(name)
         for name in (
             "tick", "t_deadline", "t_recv", "t_send", "obs_age_ms", "encode_ms", "policy_ms",
-            "select_ms", "plan_ms", "iterations", "slack_ms", "divergence",
+            "select_ms", "plan_ms", "iterations", "slack_ms", "divergence", "send_ms",
         )
     }  # fmt: skip
     out["fallback"] = np.asarray([r.fallback for r in t], dtype=bool)
@@ -108,6 +109,7 @@ def analyse(log: TelemetryLog) -> dict[str, Any]:
             "select": summarize(a["select_ms"][planned]),
             "plan": summarize(a["plan_ms"][planned]),
             "tick": summarize(a["tick_ms"][computed]),
+            "send": summarize(a["send_ms"][sent]),
             "recv_to_send": summarize(a["recv_to_send_ms"][sent]),
         },
         "obs_age_ms": summarize(a["obs_age_ms"][a["obs_age_ms"] >= 0]),
