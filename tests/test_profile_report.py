@@ -61,6 +61,8 @@ def test_report_statistics_agree_with_the_log(run_log, tmp_path):
     assert sum(stats["iterations_hist"].values()) == len(planned)
     assert stats["mean_iterations"] == pytest.approx(np.mean([t.iterations for t in planned]))
     sent = [t for t in ticks if t.action_source != "skipped"]
+    assert stats["stages"]["send"]["n"] == len(sent) and all(t.send_ms > 0 for t in sent)
+    assert stats["stages"]["send"]["max"] == pytest.approx(max(t.send_ms for t in sent))
     dev = np.diff([t.t_send for t in sent]) * 1e3 - np.diff([t.tick for t in sent]) * 20.0
     assert stats["jitter_p99_ms"] == pytest.approx(np.percentile(np.abs(dev), 99))
     ages = [t.obs_age_ms for t in ticks if t.obs_age_ms >= 0]

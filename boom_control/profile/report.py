@@ -109,7 +109,7 @@ def analyse(log: TelemetryLog) -> dict[str, Any]:
             "select": summarize(a["select_ms"][planned]),
             "plan": summarize(a["plan_ms"][planned]),
             "tick": summarize(a["tick_ms"][computed]),
-            "send": summarize(a["send_ms"][sent]),
+            "send": summarize(a["send_ms"][a["send_ms"] > 0]),  # real time only
             "recv_to_send": summarize(a["recv_to_send_ms"][sent]),
         },
         "obs_age_ms": summarize(a["obs_age_ms"][a["obs_age_ms"] >= 0]),
@@ -186,6 +186,7 @@ def report_run(path: str | Path, out: str | Path, plots: bool = True) -> dict[st
             "select": a["select_ms"][a["planned"]],
             "plan": a["plan_ms"][a["planned"]],
             "tick": a["tick_ms"][computed],
+            "send": a["send_ms"][a["send_ms"] > 0],
         }
         title = f"{log.header.get('task', '')} control run: stage latency (ms)"
         result["plots"] = [
