@@ -93,6 +93,11 @@ def test_overrides_and_device_errors(tiny_bundle):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", ["torch", "cudagraph", "onnx"])
 def test_gpu_backends_match_cpu(tiny_bundle, obs, name):
+    if name == "onnx":
+        import onnxruntime as ort
+
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            pytest.skip("ONNX Runtime without the CUDA execution provider (onnxruntime-gpu)")
     bundle = load_bundle(tiny_bundle)
     cpu = build_backend(bundle, "torch", "cpu")
     gpu = build_backend(bundle, name, "cuda")

@@ -197,7 +197,8 @@ def _quickest(profile: Path) -> tuple[int, int, float] | None:
 @click.option("--budget-ms", default=12.0, show_default=True, help="Planning budget per tick.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda or auto.")
 @backend_option(
-    None, "Planner runtime of boom control (and of the fit) [default: onnx on CPU, torch on CUDA]."
+    None,
+    "Planner runtime of boom control (and of the fit) [default: onnx on CPU, cudagraph on CUDA].",
 )
 @click.option(
     "--fit/--no-fit",
@@ -268,8 +269,10 @@ def demo(
         bundle = out / "bundle"
         _run("export", _boom("export", str(run), "--out", str(bundle), "--overwrite"))
     cuda = _uses_cuda(device)
-    # at the small batches that fit a CPU budget the fused ONNX graph has the least overhead
-    backend = backend or ("torch" if cuda else "onnx")
+    # at the small batches that fit a CPU budget the fused ONNX graph has the least overhead;
+    # on a GPU eager PyTorch is bound by kernel launches (an H200 ran ~4 ms per MPPI iteration
+    # of the 1M model eagerly, ~0.8 ms replayed from a CUDA graph: BENCHMARKS.md)
+    backend = backend or ("cudagraph" if cuda else "onnx")
     fitted = None
     if fit and not cuda:
         fitted = _fit_budget(bundle, out, budget_ms, backend, fit_seconds)
