@@ -27,7 +27,9 @@ class RunStats:
         self.plan_ms: list[float] = []
         self.sources: dict[str, int] = {}
         self.episode_returns: list[float] = []
+        self.episode_lengths: list[int] = []
         self.episode_return = 0.0
+        self.episode_length = 0
         self.rewards_seen = False
         self._recent_plan: deque[float] = deque(maxlen=window)
         self._recent_t: deque[float] = deque(maxlen=window)
@@ -47,9 +49,11 @@ class RunStats:
     def add_reward(self, reward: float, episode_end: bool) -> None:
         self.rewards_seen = True
         self.episode_return += reward
+        self.episode_length += 1
         if episode_end:
             self.episode_returns.append(self.episode_return)
-            self.episode_return = 0.0
+            self.episode_lengths.append(self.episode_length)
+            self.episode_return, self.episode_length = 0.0, 0
 
     def status_line(self, alarm: str = "") -> str:
         """``rate, ticks, late, fallback, mean iterations, plan p99`` of the recent window."""
@@ -80,6 +84,7 @@ class RunStats:
         }
         if self.rewards_seen:
             out["episode_returns"] = [*self.episode_returns, self.episode_return]
+            out["episode_lengths"] = [*self.episode_lengths, self.episode_length]
             out["episode_return"] = (
                 self.episode_return
                 if not self.episode_returns
@@ -106,11 +111,31 @@ def format_summary(summary: dict) -> str:
         ),
     ]
     if "episode_return" in summary:
-        rows.append(("episode return", f"{summary['episode_return']:.2f}"))
+        ended = len(summary["episode_returns"]) - 1
+        rows.append(
+            (
+                "episode return",
+                f"{summary['episode_return']:.2f}"
+                + (f" (mean of {ended} ended)" if ended else " (running)"),
+            )
+        )
+        rows.append(("episodes", _episodes(summary)))
     if "warmup_s" in summary:
         rows.append(("warm-up", f"{summary['warmup_s']:.2f} s"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def _episodes(summary: dict) -> str:
+    """Every episode as ``return/steps``; the last one was still running at the stop."""
+    returns = summary["episode_returns"]
+    lengths = summary.get("episode_lengths", [0] * len(returns))
+    parts = [f"{r:.1f}/{n}" for r, n in zip(returns, lengths, strict=True)]
+    if lengths[-1]:
+        parts[-1] += " (running)"
+    else:
+        parts.pop()
+    return "return/steps " + (", ".join(parts) or "none")
 
 
 class StatusPrinter:
