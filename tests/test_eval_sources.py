@@ -132,3 +132,45 @@ def test_a_bundle_plans_with_another_size_when_asked(tiny_bundle, tmp_path):
     assert result.exit_code != 0 and "export the checkpoint first" in result.output
     result = CliRunner().invoke(cli, ["eval", str(tiny_bundle), "--samples", "2"])
     assert result.exit_code != 0 and "--samples" in result.output
+
+
+def test_a_source_runs_on_another_task_with_the_same_observations(tiny_bundle, tmp_path):
+    """--task: an h1:stand controller scored on h1:walk (same contract, the walking
+    reward); a task that observes differently is refused, for bundles and checkpoints."""
+    import json
+
+    from boom_control.cli import cli
+
+    run = tiny_bundle.parent / "run"  # the training run the tiny bundle was exported from
+    for source in (tiny_bundle, run):
+        src = load_source(source, device="cpu", task="h1:walk")
+        try:
+            assert src.task == "h1:walk" and src.env.spec.task_id == "h1:walk"
+            assert src.env.spec.episode_length == 100  # the source's episode length
+        finally:
+            src.env.close()
+        with pytest.raises((ValueError, BundleError), match="contract|observes differently"):
+            load_source(source, device="cpu", task="dmc:cartpole-swingup")
+
+    out = tmp_path / "walk.json"
+    args = ["eval", str(tiny_bundle), "-n", "2", "--device", "cpu", "--threads", "1"]
+    args += ["--mode", "zero", "--first-seed", "21", "--task", "h1:walk", "--json", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "task h1:walk" in result.output
+    scores = json.loads(out.read_text())
+    returns = []
+    with make_env("h1:walk", seed=0, episode_length=100) as env:
+        for seed in (21, 22):
+            env.reset(seed=seed)
+            total, done = 0.0, False
+            while not done:
+                _, reward, terminated, truncated, _ = env.step(np.zeros(19))
+                total, done = total + reward, terminated or truncated
+            returns.append(total)
+    assert scores["task"] == "h1:walk"
+    assert scores["zero_return_mean"] == pytest.approx(np.mean(returns))
+
+    args = ["eval", str(tiny_bundle), "-n", "1", "--task", "dmc:cartpole-swingup"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code != 0 and "contract mismatch" in result.output

@@ -163,6 +163,12 @@ def _cpu_speed_hint(cfg: Any, device_type: str) -> str | None:
     help="Plan with this many MPPI iterations instead of the bundle's (bundles only).",
 )
 @click.option(
+    "--task",
+    default=None,
+    help="Run on this task instead of the source's own; its observations must be the same "
+    "(e.g. an h1:stand controller on h1:walk).",
+)
+@click.option(
     "--json",
     "json_out",
     type=click.Path(dir_okay=False),
@@ -188,6 +194,7 @@ def evaluate(
     first_seed: int | None,
     samples: int | None,
     iterations: int | None,
+    task: str | None,
     json_out: str | None,
 ) -> None:
     """Evaluate SOURCE with the planner and the policy alone (returns and episode lengths).
@@ -211,7 +218,7 @@ def evaluate(
             "max_steps": max_steps,
             "use_planner": not policy_only,
         }
-        _record(source, device, seed, episodes, record, samples, iterations)
+        _record(source, device, seed, episodes, record, samples, iterations, task)
         return
     from boom_control.train.evaluate import evaluate_source
     from export.bundle import BundleError
@@ -227,6 +234,7 @@ def evaluate(
             first_seed=first_seed,
             samples=samples,
             iterations=iterations,
+            task=task,
         )
     except (BundleError, ValueError) as err:
         raise click.ClickException(str(err)) from None
@@ -254,6 +262,7 @@ def _record(
     record: dict[str, Any],
     samples: int | None = None,
     iterations: int | None = None,
+    task: str | None = None,
 ) -> None:
     """``boom eval --video/--strip``: render one episode of SOURCE (``record``: the fields
     of :class:`~boom_control.render.episode.RecordConfig`)."""
@@ -273,7 +282,7 @@ def _record(
     from export.bundle import BundleError
 
     try:
-        src = load_source(source, device, seed, samples, iterations)
+        src = load_source(source, device, seed, samples, iterations, task)
     except (BundleError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     first_seed = eval_seeds(src.seed, max(episodes, 1))[0]

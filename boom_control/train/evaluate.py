@@ -212,11 +212,13 @@ def evaluate_source(
     first_seed: int | None = None,
     samples: int | None = None,
     iterations: int | None = None,
+    task: str | None = None,
 ) -> EvalScore:
     """Load a checkpoint (file or run folder) or a bundle folder and run ``episodes``
     episodes in each of ``modes`` (:data:`EVAL_MODES`), ``workers`` episodes at once (0:
     :func:`default_workers`). ``samples`` / ``iterations``: a bundle's planner size
-    instead of its own (see :func:`~boom_control.train.sources.load_source`).
+    instead of its own; ``task``: another task with the same observation contract (see
+    :func:`~boom_control.train.sources.load_source`).
 
     The reset seeds are the run's evaluation seeds (:func:`eval_seeds` of ``seed``, the
     run's by default), or ``first_seed, first_seed + 1, ...`` when that is given.
@@ -228,7 +230,9 @@ def evaluate_source(
     unknown = [m for m in modes if m not in EVAL_MODES]
     if unknown or not modes:
         raise ValueError(f"modes must be some of {', '.join(EVAL_MODES)}, got {list(modes)}")
-    src = load_source(path, device=device, seed=seed, samples=samples, iterations=iterations)
+    src = load_source(
+        path, device=device, seed=seed, samples=samples, iterations=iterations, task=task
+    )
     workers = eval_workers(workers, episodes, src.device, src.task)
     if first_seed is None:
         seeds = eval_seeds(src.seed, episodes)

@@ -7,6 +7,9 @@ with the environment of its task.
   :class:`~boom_control.control.actor.BackendActor`, its task built locally with the
   recorded episode length (and, for DeepMind Control tasks, the action repeat that gives
   the recorded control period); a task whose observation contract differs is refused.
+
+Either can run on another task than its own when the observation contracts are the same
+(``task``: e.g. an ``h1:stand`` controller on ``h1:walk``).
 """
 
 from __future__ import annotations
@@ -57,29 +60,32 @@ def load_source(
     seed: int | None = None,
     samples: int | None = None,
     iterations: int | None = None,
+    task: str | None = None,
 ) -> EvalSource:
     """Load a checkpoint or a bundle (see the module docstring) on ``device``.
 
     ``samples`` / ``iterations`` replace a bundle's planner size (what ``boom control``
-    runs after fitting a budget); a checkpoint plans with its run's settings.
+    runs after fitting a budget); a checkpoint plans with its run's settings. ``task``:
+    run on this task instead of the source's own (same observation contract).
 
     Raises:
         ValueError: a planner size was given for a checkpoint.
+        TaskError: ``task`` is unknown or its observation contract differs.
     """
     if is_bundle(path):
-        return load_bundle_source(path, device, seed, samples, iterations)
+        return load_bundle_source(path, device, seed, samples, iterations, task)
     if samples is not None or iterations is not None:
         raise ValueError(
             "a planner size (samples, iterations) applies to an exported bundle; export the "
             "checkpoint first (boom export)"
         )
-    return load_checkpoint_source(path, device, seed)
+    return load_checkpoint_source(path, device, seed, task)
 
 
 def load_checkpoint_source(
-    path: str | Path, device: str = "auto", seed: int | None = None
+    path: str | Path, device: str = "auto", seed: int | None = None, task: str | None = None
 ) -> EvalSource:
-    """The training agent of a checkpoint file or run folder."""
+    """The training agent of a checkpoint file or run folder (on ``task`` when given)."""
     from boom_control.config import from_dict
     from boom_control.device import resolve_device
     from boom_control.train.checkpoint import load_checkpoint, resolve_checkpoint, seed_everything
@@ -93,14 +99,31 @@ def load_checkpoint_source(
     seed = cfg.seed if seed is None else seed
     seed_everything(seed)
 
+    task_id = cfg.task if task is None else task
+
     def new_env() -> Env:
-        return make_env(cfg.task, seed=seed, **cfg.task_options)
+        return make_env(task_id, seed=seed, **cfg.task_options)
 
     env = new_env()
+    if task_id != cfg.task:
+        own = make_env(cfg.task, seed=seed, **cfg.task_options)
+        own_contract = own.spec.contract
+        own.close()
+        _check_same_contract(own_contract, env, f"the run {path} ({cfg.task})")
     agent = make_agent(cfg, env.spec, dev)
     agent.load_state_dict(ckpt["agent"])
     step = int(ckpt["step"])
-    return EvalSource("checkpoint", str(path), step, cfg.task, seed, str(dev), agent, env, new_env)
+    return EvalSource("checkpoint", str(path), step, task_id, seed, str(dev), agent, env, new_env)
+
+
+def _check_same_contract(contract: Any, env: Env, what: str) -> None:
+    """Refuse (closing ``env``) a task whose observation contract is not ``contract``."""
+    if env.spec.contract.hash != contract.hash:
+        env.close()
+        raise TaskError(
+            f"{env.spec.task_id} observes differently from {what}: "
+            f"{contract.diff(env.spec.contract)}"
+        )
 
 
 def load_bundle_source(
@@ -109,9 +132,10 @@ def load_bundle_source(
     seed: int | None = None,
     samples: int | None = None,
     iterations: int | None = None,
+    task: str | None = None,
 ) -> EvalSource:
     """A bundle's planner (torch backend; ``samples`` / ``iterations`` override its size)
-    and its task."""
+    and its task (or ``task``)."""
     from boom_control.control.actor import BackendActor
     from boom_control.control.factory import build_backend
     from boom_control.train.checkpoint import seed_everything
@@ -121,7 +145,7 @@ def load_bundle_source(
     training = bundle.meta.get("training", {})
     seed = int(training.get("seed", 0)) if seed is None else seed
     seed_everything(seed)
-    env = bundle_env(bundle, seed)
+    env = bundle_env(bundle, seed, task)
     backend = build_backend(bundle, "torch", device, samples=samples, iterations=iterations)
     actor = BackendActor(backend, seed)
     step = int(training.get("step", 0))
@@ -130,43 +154,45 @@ def load_bundle_source(
         "bundle",
         str(bundle.root),
         step,
-        bundle.task_id,
+        env.spec.task_id,
         seed,
         dev,
         actor,
         env,
-        lambda: bundle_env(bundle, seed),
+        lambda: bundle_env(bundle, seed, task),
     )
 
 
-def bundle_env(bundle: Any, seed: int) -> Env:
-    """The task of ``bundle`` (an :class:`export.bundle.Bundle`) built here, with the
-    bundle's episode length and control period; its observation contract is checked.
+def bundle_env(bundle: Any, seed: int, task: str | None = None) -> Env:
+    """The task of ``bundle`` (an :class:`export.bundle.Bundle`), or ``task`` instead,
+    built here with the bundle's episode length and control period; its observation
+    contract is checked.
 
     Raises:
         TaskError: the task cannot be built with the bundle's control period.
         export.bundle.BundleError: the observation contracts differ.
     """
-    task = bundle.meta["task"]
-    family, _ = split_task_id(bundle.task_id)
+    meta = bundle.meta["task"]
+    task_id = bundle.task_id if task is None else task
+    family, _ = split_task_id(task_id)
     options: dict[str, Any] = {}
     if family in EPISODE_OPTION_FAMILIES:
-        options["episode_length"] = int(task["episode_length"])
-    period = float(task["control_period"])
+        options["episode_length"] = int(meta["episode_length"])
+    period = float(meta["control_period"])
     if family == "dmc":
         # The suite's own control step, then as many of them as the bundle's period holds.
-        probe = make_env(bundle.task_id, seed=seed, action_repeat=1)
+        probe = make_env(task_id, seed=seed, action_repeat=1)
         options["action_repeat"] = max(1, round(period / probe.spec.control_period))
         probe.close()
-    env = make_env(bundle.task_id, seed=seed, **options)
+    env = make_env(task_id, seed=seed, **options)
     if not math.isclose(env.spec.control_period, period, rel_tol=1e-6):
         env.close()
         raise TaskError(
-            f"{bundle.task_id} steps every {env.spec.control_period} s here; the bundle "
+            f"{task_id} steps every {env.spec.control_period} s here; the bundle "
             f"{bundle.root} was trained at {period} s per step"
         )
     try:
-        bundle.check_contract(env.spec.contract, where=f"{bundle.task_id} built here")
+        bundle.check_contract(env.spec.contract, where=f"{task_id} built here")
     except Exception:
         env.close()
         raise
