@@ -444,3 +444,48 @@ def test_nan_plan_falls_back_to_the_policy(tiny_bundle):
     for obs, sent in loop.trace:
         z = backend.encode(torch.as_tensor(obs).unsqueeze(0))
         assert np.allclose(sent, backend.policy_action(z).numpy(), atol=1e-6)
+
+
+def test_policy_only_sends_the_policy_and_never_plans(tiny_bundle, tmp_path):
+    """--policy-only: every tick sends the policy's action for its observation, no plan is
+    started (no iterations, no planning thread) and none counts as a fallback."""
+    bundle = load_bundle(tiny_bundle)
+    backend = build_backend(bundle, "torch", "cpu", threads=1)
+
+    def no_planning(*_args, **_kwargs):
+        raise AssertionError("policy-only must not plan")
+
+    backend.begin = no_planning
+    cfg = LoopConfig(rate=5.0, budget_ms=150.0, max_ticks=8, policy_only=True)
+    with _server(bundle.task_id, "lockstep") as server, BridgeClient(server.cfg.endpoint) as c:
+        loop = Controller(backend, c, cfg, status=None, record=True)
+        summary = loop.run()
+    assert summary["action_sources"] == {"policy": 8} and summary["fallback_rate"] == 0.0
+    assert summary["mean_iterations"] == 0.0 and summary["plan_misses"] == 0
+    for obs, sent in loop.trace:
+        z = backend.encode(torch.as_tensor(obs).unsqueeze(0))
+        assert np.allclose(sent, backend.policy_action(z).numpy(), atol=1e-6)
+
+    # the same in real time through the CLI, with the report of its telemetry
+    endpoint = free_tcp_endpoint()
+    args = ["-m", "boom_control", "sim", "h1:stand", "--bind", endpoint, "--mode", "realtime"]
+    telemetry = tmp_path / "policy.jsonl"
+    with ServerProcess(args, endpoint):
+        args = ["control", str(tiny_bundle), "--connect", endpoint, "--backend", "onnx"]
+        args += ["--device", "cpu", "--duration", "2", "--threads", "1", "--policy-only"]
+        result = CliRunner().invoke(cli, [*args, "--telemetry", str(telemetry), "--quiet-status"])
+    assert result.exit_code == 0, result.output
+    assert "(policy only)" in result.output
+    log = read_telemetry(telemetry)
+    assert log.header["policy_only"] is True and len(log.ticks) >= 90
+    assert all(t.iterations == 0 and t.plan_ms == 0.0 for t in log.ticks)
+    assert {t.action_source for t in log.ticks} <= {"policy", "skipped"}
+    report = CliRunner().invoke(
+        cli, ["profile", "report", str(telemetry), "--out", str(tmp_path / "report")]
+    )
+    assert report.exit_code == 0, report.output
+    # no plan, so none missed; a tick only falls back when the busy machine woke the loop
+    # too late to send it (skipped)
+    skipped = sum(t.action_source == "skipped" for t in log.ticks)
+    assert "plan misses 0;" in report.output and "the policy alone (ms)" in report.output
+    assert f"fallback rate {skipped / len(log.ticks):.1%}" in report.output

@@ -105,6 +105,12 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) 
     show_default=True,
     help="SCHED_FIFO priority of the planning thread (below --rt-priority; 0: off).",
 )
+@click.option(
+    "--policy-only",
+    is_flag=True,
+    help="Send the policy's action on every tick, no MPPI (the baseline of the planner, or "
+    "a machine too slow to plan).",
+)
 @click.option("--quiet-status", is_flag=True, help="No live status line.")
 def control(
     bundle: str,
@@ -123,6 +129,7 @@ def control(
     stale_periods: int,
     rt_priority: int,
     planner_rt_priority: int,
+    policy_only: bool,
     quiet_status: bool,
 ) -> None:
     """Run BUNDLE at --rate against the bridge at --connect, never sending an action late."""
@@ -143,6 +150,7 @@ def control(
         stale_periods=stale_periods,
         rt_priority=rt_priority,
         planner_rt_priority=planner_rt_priority,
+        policy_only=policy_only,
     )
     try:
         cfg.check()
@@ -164,7 +172,10 @@ def control(
         planner.warmup(b.obs_dim)
         warmup_s = time.monotonic() - t
         click.echo(f"boom control: {b.task_id} from {bundle} -> {endpoint} ({info.mode})", err=True)
-        click.echo(f"  backend {planner.describe()}", err=True)
+        click.echo(
+            f"  backend {planner.describe()}" + (" (policy only)" if policy_only else ""),
+            err=True,
+        )
         click.echo(
             f"  rate {rate:g} Hz, budget {budget_ms:g} ms, warm-up {warmup_s:.2f} s", err=True
         )
@@ -177,6 +188,7 @@ def control(
             "budget_ms": budget_ms,
             "bf16": bf16,
             "mode": info.mode,
+            "policy_only": policy_only,
             "planner": {
                 "samples": planner.consts.num_samples,
                 "iterations": planner.consts.iterations,

@@ -82,6 +82,9 @@ class LoopConfig:
     """Ticks to run (None: no limit)."""
     seed: int = 0
     """Seed of the planner's noise generator."""
+    policy_only: bool = False
+    """Send the policy's action on every tick and never plan: the baseline MPPI is measured
+    against, or what a machine runs that cannot plan within any budget."""
     stale_periods: int = 5
     """Ticks without a new observation before the neutral (damping) command."""
     stale_stop_s: float | None = 10.0
@@ -226,34 +229,46 @@ class Controller:
             policy = self.backend.policy_action(z).float().cpu().numpy()
             t2 = time.monotonic()
             rec.encode_ms, rec.policy_ms = (t1 - t) * 1e3, (t2 - t1) * 1e3
-            if worker is not None:
-                self._keep(worker.take_finished())  # a late plan still warm-starts
-            job = PlanJob(
-                k, z, self._warm_start(k), self.backend.draw_noise(self.generator), plan_deadline
-            )
-            if worker is None:
-                result = plan_anytime(self.backend, job, self.tracker)
+            if cfg.policy_only:
+                candidate, rec.action_source = policy, "policy"
             else:
-                result = worker.wait(k, plan_deadline) if worker.submit(job) else None
-            self._keep(result)
-            if (
-                result is not None
-                and result.action is not None
-                and np.isfinite(result.action).all()
-            ):
-                candidate = result.action
-                rec.iter_ms, rec.iterations = result.iter_ms, result.iterations
-                rec.select_ms, rec.plan_ms = result.select_ms, result.plan_ms
-                rec.divergence = float(np.linalg.norm(candidate - policy))
-                rec.action_source = "plan"
-            else:
-                candidate, rec.fallback, rec.action_source = policy, True, "policy"
-                missed = result is None
+                candidate, missed = self._plan(k, z, policy, rec, plan_deadline, worker)
         command, source = self.guard.command(candidate, obs_ok, stale)
         if source != "ok":
             rec.action_source, rec.fallback = source, True
         rec.alarm = self.guard.alarm
         return command, source, rec, missed
+
+    def _plan(
+        self,
+        k: int,
+        z: torch.Tensor,
+        policy: np.ndarray,
+        rec: TickRecord,
+        plan_deadline: float,
+        worker: PlanWorker | None,
+    ) -> tuple[np.ndarray, bool]:
+        """MPPI for tick ``k`` from ``z (1, L)`` by ``plan_deadline``: the plan's action,
+        or ``policy (A,)`` when no plan is ready; and whether the plan missed (``rec`` gets
+        the plan's timings and the action's source)."""
+        if worker is not None:
+            self._keep(worker.take_finished())  # a late plan still warm-starts
+        job = PlanJob(
+            k, z, self._warm_start(k), self.backend.draw_noise(self.generator), plan_deadline
+        )
+        if worker is None:
+            result = plan_anytime(self.backend, job, self.tracker)
+        else:
+            result = worker.wait(k, plan_deadline) if worker.submit(job) else None
+        self._keep(result)
+        if result is not None and result.action is not None and np.isfinite(result.action).all():
+            rec.iter_ms, rec.iterations = result.iter_ms, result.iterations
+            rec.select_ms, rec.plan_ms = result.select_ms, result.plan_ms
+            rec.divergence = float(np.linalg.norm(result.action - policy))
+            rec.action_source = "plan"
+            return result.action, False
+        rec.fallback, rec.action_source = True, "policy"
+        return policy, result is None
 
     def _finish(self, rec: TickRecord, missed: bool) -> None:
         self.stats.add(rec, missed)
@@ -297,7 +312,7 @@ class Controller:
         newer = self.client.latest_observation()
         return newer if newer is not None and newer.seq > first.seq else first
 
-    def _run_realtime(self, worker: PlanWorker) -> None:
+    def _run_realtime(self, worker: PlanWorker | None) -> None:
         cfg = self.cfg
         ob = self._first_observation()
         ticker = Ticker(cfg.period, ob.received_at + cfg.phase_ms * 1e-3)
@@ -410,7 +425,7 @@ class Controller:
         """
         worker = (
             PlanWorker(self.backend, self.tracker, self.cfg.planner_rt_priority)
-            if self.realtime
+            if self.realtime and not self.cfg.policy_only
             else None
         )
         switch = sys.getswitchinterval()

@@ -8,7 +8,9 @@ Definitions (all times in ms):
 * deadline misses: ``late_sends`` (sent after the tick's deadline; must be 0) plus
   ``skipped_ticks`` (the loop reached the tick after its deadline and sent nothing);
 * ``plan_misses``: the plan was not ready, so the policy action was sent;
-* ``fallback_rate``: share of ticks that sent anything but the plan's action;
+* ``fallback_rate``: share of ticks that sent anything but the plan's action (a
+  ``--policy-only`` run plans nothing: its policy actions are neither misses nor
+  fallbacks);
 * send jitter: for consecutive sent ticks ``k < k'``, the interval between their send times
   minus the ideal ``(k' - k) * period``; ``jitter_p99_ms`` is the p99 of its absolute value;
 * "planned" ticks are those whose plan finished in time (``plan_ms > 0``; its action may
@@ -96,7 +98,7 @@ def analyse(log: TelemetryLog) -> dict[str, Any]:
         "late_sends": int(a["late"].sum()),
         "skipped_ticks": int((~sent).sum()),
         "deadline_misses": int(a["late"].sum() + (~sent).sum()),
-        "plan_misses": int(sum(r.action_source == "policy" for r in log.ticks)),
+        "plan_misses": int(sum(r.action_source == "policy" and r.fallback for r in log.ticks)),
         "fallback_rate": float(a["fallback"].mean()) if n else 0.0,
         "action_sources": dict(sources),
         "alarms": dict(alarms),
@@ -146,11 +148,16 @@ def format_report(result: dict[str, Any]) -> str:
     rows += [{"stage": "obs age", **s["obs_age_ms"]}, {"stage": "slack", **s["slack_ms"]}]
     rows += [{"stage": "send interval dev", **s["send_interval_deviation_ms"]}]
     planner = head.get("planner", {})
+    acting = (
+        "the policy alone"
+        if head.get("policy_only")
+        else f"{planner.get('samples', '?')} samples x up to {planner.get('iterations', '?')} "
+        "iterations"
+    )
     lines = [
         f"{head.get('task', '?')} on {head.get('backend', '?')}, {head.get('device', '?')}: "
         f"{s['ticks']} ticks at {1000.0 / s['period_ms']:g} Hz, budget {s['budget_ms']} ms, "
-        f"{planner.get('samples', '?')} samples x up to {planner.get('iterations', '?')} "
-        "iterations (ms):",
+        f"{acting} (ms):",
         format_table([{k: r.get(k, "") for k in ["stage", *cols]} for r in rows], ["stage", *cols]),
         f"deadline misses: {s['deadline_misses']} ({s['late_sends']} late sends, "
         f"{s['skipped_ticks']} skipped ticks); plan misses {s['plan_misses']}; "
