@@ -169,7 +169,7 @@ def control(
         planner = build_backend(
             b, backend, device, threads=threads, bf16=bf16, samples=samples, iterations=iterations
         )
-        planner.warmup(b.obs_dim)
+        planner.warmup(b.obs_dim, plan=not policy_only)
         warmup_s = time.monotonic() - t
         click.echo(f"boom control: {b.task_id} from {bundle} -> {endpoint} ({info.mode})", err=True)
         click.echo(

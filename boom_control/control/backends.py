@@ -157,8 +157,9 @@ class PlannerBackend:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def warmup(self, obs_dim: int, rounds: int = 3) -> None:
-        """First inferences (allocations, graph optimisation, capture) on a zero observation."""
+    def warmup(self, obs_dim: int, rounds: int = 3, plan: bool = True) -> None:
+        """First inferences (allocations, graph optimisation, capture) on a zero observation;
+        ``plan=False``: the encoder and the policy only (a loop that never plans)."""
         state = PlanState(
             torch.zeros(self.consts.horizon, self.consts.action_dim, device=self.device),
             torch.zeros((), dtype=torch.bool, device=self.device),
@@ -166,7 +167,8 @@ class PlannerBackend:
         for _ in range(rounds):
             z = self.encode(torch.zeros(1, obs_dim, device=self.device))
             self.policy_action(z)
-            self.plan(z, state, self.draw_noise())
+            if plan:
+                self.plan(z, state, self.draw_noise())
         self.sync()
 
 

@@ -129,7 +129,7 @@ def format_summary(summary: dict) -> str:
 def _episodes(summary: dict) -> str:
     """Every episode as ``return/steps``; the last one was still running at the stop."""
     returns = summary["episode_returns"]
-    lengths = summary.get("episode_lengths", [0] * len(returns))
+    lengths = summary["episode_lengths"]
     parts = [f"{r:.1f}/{n}" for r, n in zip(returns, lengths, strict=True)]
     if lengths[-1]:
         parts[-1] += " (running)"
