@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 
 from boom_control.agent.planner import draw_noise, plan
 from boom_control.agent.types import PlanState
-from boom_control.control.anytime import CostTracker, PlanJob, plan_anytime
+from boom_control.control.anytime import CostTracker, PlanJob, PlanWorker, plan_anytime
 from boom_control.control.clock import Ticker, sleep_until
 from boom_control.control.factory import build_backend
 from boom_control.control.loop import shift_plan
@@ -135,6 +136,36 @@ def test_anytime_stops_before_the_deadline(tiny_bundle, obs):
     job = PlanJob(1, z, _state(backend.consts), backend.draw_noise(), time.monotonic() + 0.001)
     none = plan_anytime(backend, job, tracker)
     assert none.iterations == 0 and none.action is None and none.state is None
+
+
+def test_plan_worker_warms_up_in_its_own_thread(tiny_bundle, obs):
+    bundle = load_bundle(tiny_bundle)
+    backend = build_backend(bundle, "torch", "cpu")
+    threads = []
+    real_warmup = backend.warmup
+
+    def warmup(obs_dim, rounds=3, plan=True):  # the real warm-up, noting where it ran
+        threads.append(threading.current_thread().name)
+        real_warmup(obs_dim, rounds, plan)
+
+    backend.warmup = warmup
+    worker = PlanWorker(backend, CostTracker(), warmup_obs_dim=bundle.obs_dim)
+    try:
+        assert threads == ["boom-planner"]  # done before the constructor returned
+        z = backend.encode(obs)
+        state, noise = _state(backend.consts, True), backend.draw_noise()
+        job = PlanJob(3, z, state, noise, time.monotonic() + 60.0)
+        assert worker.submit(job)
+        result = worker.wait(3, time.monotonic() + 60.0)
+        assert result is not None and result.iterations == backend.consts.iterations
+        expected = backend.plan(z, state, noise)[0].numpy()
+        assert np.allclose(result.action, expected, atol=1e-6)
+    finally:
+        worker.close()
+    # a warm-up that fails (an observation of the wrong size) fails the constructor
+    backend.warmup = real_warmup
+    with pytest.raises(RuntimeError, match="planner failed"):
+        PlanWorker(backend, CostTracker(), warmup_obs_dim=bundle.obs_dim + 1)
 
 
 def test_shift_plan_by_elapsed_ticks():

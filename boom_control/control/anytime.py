@@ -152,9 +152,21 @@ class PlanWorker:
     result of that tick's job if it finishes by ``until``; ``take_finished`` returns any
     finished result not collected yet (a late plan). An exception in the worker is raised
     again in the caller by the next call.
+
+    With ``warmup_obs_dim`` the thread first plans once on a zero observation, and the
+    constructor returns when it has: the first plan in a new thread pays for per-thread
+    state (thread pools and arenas, a CUDA thread's BLAS handle), which otherwise makes
+    the first tick's plan late (on an H200 the first tick of a run ended ~50 ms after it
+    started, on a CPU its plan missed the deadline).
     """
 
-    def __init__(self, backend: PlannerBackend, tracker: CostTracker, rt_priority: int = 0) -> None:
+    def __init__(
+        self,
+        backend: PlannerBackend,
+        tracker: CostTracker,
+        rt_priority: int = 0,
+        warmup_obs_dim: int | None = None,
+    ) -> None:
         self.backend, self.tracker, self.rt_priority = backend, tracker, rt_priority
         self._cv = threading.Condition()
         self._job: PlanJob | None = None
@@ -162,8 +174,12 @@ class PlanWorker:
         self._error: BaseException | None = None
         self._busy = False
         self._stop = False
+        self._warmup_obs_dim = warmup_obs_dim
+        self._ready = threading.Event()
         self._thread = threading.Thread(target=self._main, name="boom-planner", daemon=True)
         self._thread.start()
+        self._ready.wait()
+        self._check()
 
     @property
     def busy(self) -> bool:
@@ -175,6 +191,13 @@ class PlanWorker:
                 os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.rt_priority))
             except (AttributeError, OSError) as err:
                 log.warning("planner thread: no real-time priority (%s)", err)
+        try:
+            if self._warmup_obs_dim is not None:
+                self.backend.warmup(self._warmup_obs_dim, rounds=1)
+        except BaseException as err:  # raised in the constructor
+            self._error, self._stop = err, True
+        finally:
+            self._ready.set()
         while True:
             with self._cv:
                 while self._job is None and not self._stop:

@@ -424,7 +424,12 @@ class Controller:
         time), the planning thread stops and the telemetry is flushed with its summary.
         """
         worker = (
-            PlanWorker(self.backend, self.tracker, self.cfg.planner_rt_priority)
+            PlanWorker(
+                self.backend,
+                self.tracker,
+                self.cfg.planner_rt_priority,
+                warmup_obs_dim=self.client.info.obs_dim,
+            )
             if self.realtime and not self.cfg.policy_only
             else None
         )
