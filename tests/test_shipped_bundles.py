@@ -2,8 +2,8 @@
 
 Every shipped bundle must load (checksums verified), pass a fresh parity check of its
 ONNX and TorchScript parts against the eager model on observations recorded from its task,
-and its policy alone must do better on its H1 task than the zero action: stay up longer
-(h1:stand) or earn more of the task's reward (h1:walk).
+and its policy alone must do better on its task than the zero action: stay up longer
+(h1:stand) or earn more of the task's reward (h1:walk and the DeepMind Control tasks).
 """
 
 from __future__ import annotations
@@ -38,19 +38,29 @@ def _episode_length(env, act, seed: int) -> tuple[int, float]:
             return steps, total
 
 
+def _policy_action(bundle):
+    """The bundle's policy mean as a function of one observation (eager torch model)."""
+    model = bundle.model("torch")
+
+    @torch.no_grad()
+    def act(obs: np.ndarray) -> np.ndarray:
+        z = model.encode(torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0))
+        return model.pi(z, torch.zeros(1, bundle.action_dim))[1]["mean"][0].numpy()
+
+    return act
+
+
 @pytest.mark.parametrize("name", BUNDLES)
 def test_shipped_bundle_loads_and_is_in_parity(name: str) -> None:
     bundle = load_bundle(shipped_bundle(name))  # verifies every checksum
     env = make_env(bundle.task_id, seed=0)
     model = bundle.model("torch")
+    act = _policy_action(bundle)
     obs, _ = env.reset(seed=5)
     recorded = []
     for _ in range(32):  # observations of the policy's own trajectory
         recorded.append(obs)
-        o = torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0)
-        z = model.encode(o)
-        action = model.pi(z, torch.zeros(1, bundle.action_dim))[1]["mean"][0].numpy()
-        obs, _, terminated, truncated, _ = env.step(action)
+        obs, _, terminated, truncated, _ = env.step(act(obs))
         if terminated or truncated:
             obs, _ = env.reset(seed=6)
     obs_t = torch.as_tensor(np.stack(recorded), dtype=torch.float32)
@@ -64,14 +74,9 @@ def test_shipped_h1_policy_does_better_than_zero_action(name: str) -> None:
     reward; a walking one (whose reward is standing x upright x forward speed) must earn
     twice the zero action's reward and not fall sooner on average (5% slack)."""
     bundle = load_bundle(shipped_bundle(name))
-    model = bundle.model("torch")
+    policy = _policy_action(bundle)
     env = make_env(bundle.task_id, seed=0)
     zeros = np.zeros(bundle.action_dim)
-
-    @torch.no_grad()
-    def policy(obs: np.ndarray) -> np.ndarray:
-        z = model.encode(torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0))
-        return model.pi(z, torch.zeros(1, bundle.action_dim))[1]["mean"][0].numpy()
 
     trained = [_episode_length(env, policy, s) for s in SEEDS]
     idle = [_episode_length(env, lambda _: zeros, s) for s in SEEDS]
@@ -83,3 +88,19 @@ def test_shipped_h1_policy_does_better_than_zero_action(name: str) -> None:
     else:
         assert trained_ret > 2.0 * idle_ret, (trained, idle)
         assert trained_len > 0.95 * idle_len, (trained, idle)
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in BUNDLES if load_bundle(shipped()[n]).task_id.startswith("dmc:")]
+)
+def test_shipped_dmc_policy_earns_more_than_zero_action(name: str) -> None:
+    """DeepMind Control episodes never end early, so the policy alone must earn twice the
+    zero action's return on held-out seeds."""
+    bundle = load_bundle(shipped_bundle(name))
+    policy = _policy_action(bundle)
+    env = make_env(bundle.task_id, seed=0)
+    zeros = np.zeros(bundle.action_dim)
+
+    trained = np.mean([_episode_length(env, policy, s)[1] for s in SEEDS])
+    idle = np.mean([_episode_length(env, lambda _: zeros, s)[1] for s in SEEDS])
+    assert trained > 2.0 * idle, (trained, idle)

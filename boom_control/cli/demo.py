@@ -193,7 +193,12 @@ def _quickest(profile: Path) -> tuple[int, int, float] | None:
     "--train-steps", default=1500, show_default=True, help="Agent steps of the --train run."
 )
 @click.option("--seconds", default=20.0, show_default=True, help="Seconds of real-time control.")
-@click.option("--rate", default=50.0, show_default=True, help="Control rate (Hz).")
+@click.option(
+    "--rate",
+    type=float,
+    default=None,
+    help="Control rate (Hz) [default: the task's own, 50 Hz on the H1 tasks].",
+)
 @click.option("--budget-ms", default=12.0, show_default=True, help="Planning budget per tick.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda or auto.")
 @backend_option(
@@ -223,7 +228,7 @@ def demo(
     train: bool,
     train_steps: int,
     seconds: float,
-    rate: float,
+    rate: float | None,
     budget_ms: float,
     device: str,
     backend: str | None,
@@ -232,8 +237,8 @@ def demo(
     render: bool,
     port: int,
 ) -> None:
-    """Shipped (or freshly trained) controller -> simulate -> control at 50 Hz -> latency
-    report and pictures, end to end."""
+    """Shipped (or freshly trained) controller -> simulate -> control at the task's rate
+    (50 Hz on H1) -> latency report and pictures, end to end."""
     import logging
 
     from sim_bridge.testing import wait_ready
@@ -268,6 +273,10 @@ def demo(
             click.echo(f"using the existing run {run}", err=True)
         bundle = out / "bundle"
         _run("export", _boom("export", str(run), "--out", str(bundle), "--overwrite"))
+    if rate is None:
+        from export.bundle import load_bundle
+
+        rate = float(load_bundle(bundle).meta["task"]["control_rate"])
     cuda = _uses_cuda(device)
     # at the small batches that fit a CPU budget the fused ONNX graph has the least overhead;
     # on a GPU eager PyTorch is bound by kernel launches (an H200 ran ~4 ms per MPPI iteration
