@@ -160,8 +160,8 @@ def test_eval_bundle_policy_only_gif(tiny_bundle, tmp_path, monkeypatch, gl_back
     from PIL import Image
 
     video = tmp_path / "policy.gif"
-    args = ["--video", str(video), "--max-steps", "5", "--policy-only"]
+    args = ["--video", str(video), "--max-steps", "5", "--policy-only", "--first-seed", "21"]
     out = _eval(tiny_bundle, monkeypatch, gl_backend, *args)
-    assert "policy: return" in out and "over 5 steps" in out
+    assert "policy: return" in out and "over 5 steps" in out and "(seed 21;" in out
     with Image.open(video) as im:
         assert im.format == "GIF" and im.size == (W, H) and im.n_frames == 6

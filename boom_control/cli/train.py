@@ -147,7 +147,8 @@ def _cpu_speed_hint(cfg: Any, device_type: str) -> str | None:
     "--first-seed",
     type=int,
     default=None,
-    help="Reset seeds FIRST, FIRST+1, ... instead of the run's evaluation seeds.",
+    help="Reset seeds FIRST, FIRST+1, ... instead of the run's evaluation seeds "
+    "(--video, --strip: seed FIRST).",
 )
 @click.option(
     "--samples",
@@ -218,7 +219,7 @@ def evaluate(
             "max_steps": max_steps,
             "use_planner": not policy_only,
         }
-        _record(source, device, seed, episodes, record, samples, iterations, task)
+        _record(source, device, seed, episodes, record, samples, iterations, task, first_seed)
         return
     from boom_control.train.evaluate import evaluate_source
     from export.bundle import BundleError
@@ -263,9 +264,11 @@ def _record(
     samples: int | None = None,
     iterations: int | None = None,
     task: str | None = None,
+    first_seed: int | None = None,
 ) -> None:
     """``boom eval --video/--strip``: render one episode of SOURCE (``record``: the fields
-    of :class:`~boom_control.render.episode.RecordConfig`)."""
+    of :class:`~boom_control.render.episode.RecordConfig`) from reset seed ``first_seed``
+    (default: the source's first evaluation seed)."""
     # The GL backend must be chosen before anything imports mujoco or dm_control.
     from boom_control.render import RenderError, select_backend
 
@@ -285,7 +288,8 @@ def _record(
         src = load_source(source, device, seed, samples, iterations, task)
     except (BundleError, ValueError) as err:
         raise click.ClickException(str(err)) from None
-    first_seed = eval_seeds(src.seed, max(episodes, 1))[0]
+    if first_seed is None:
+        first_seed = eval_seeds(src.seed, max(episodes, 1))[0]
     click.echo(f"{src.kind}: {src.path} (step {src.step}, task {src.task}, device {src.device})")
     try:
         rec = record_episode(src.actor, src.env, first_seed, cfg)
