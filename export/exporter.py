@@ -158,7 +158,8 @@ def export_bundle(
         preset: model size preset name (informational).
         training: ``{"step": int, "eval_return": float | None, "source": str, ...}``.
         tolerance: largest parity error allowed for every part and the plan (absolute below
-            1, relative above: ``export.parity.ERROR_MEASURE``).
+            1, relative to the output row's largest value above:
+            ``export.parity.ERROR_MEASURE``).
     Raises:
         ParityError: an exported part or the plan differs from eager beyond ``tolerance``.
     """

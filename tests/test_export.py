@@ -13,7 +13,7 @@ from boom_control.cli import cli
 from boom_control.envs import make_env
 from boom_control.envs.contract import ObservationContract, ObsField
 from export import BundleError, load_bundle
-from export.parity import ParityError
+from export.parity import ParityError, parity_error
 
 TASK = "h1:stand"
 
@@ -78,6 +78,21 @@ def test_parity_report_on_real_observations(bundle_dir):
     for part, errs in report["parts"].items():
         assert set(errs) == {"onnxruntime_cpu", "torchscript"}, part
     assert report["plan"]["onnxruntime_cpu"]["action_max_error"] <= 1e-4
+
+
+def test_parity_error_scales_with_the_output_row():
+    # a saturated policy row: float32 rounding of the near-zero mean is that of its
+    # +-100 neighbours, so it is measured against them
+    ref = torch.tensor([[120.0, -0.1, -95.0], [0.5, -0.2, 0.3]])
+    out = ref + torch.tensor([[0.0, 2e-4, 0.0], [0.0, 0.0, 0.0]])
+    assert parity_error(out, ref) == pytest.approx(2e-4 / 120.0, rel=1e-3)
+    # below 1 the measure is absolute, whatever else is in the row
+    out = ref + torch.tensor([[0.0, 0.0, 0.0], [0.0, 2e-4, 0.0]])
+    assert parity_error(out, ref) == pytest.approx(2e-4, rel=1e-3)
+    # one value per sample (rollout values): relative to the value itself
+    values = torch.tensor([300.0, 0.2])
+    assert parity_error(values + torch.tensor([0.0, 2e-4]), values) == pytest.approx(2e-4, rel=1e-3)
+    assert parity_error(values + torch.tensor([0.03, 0.0]), values) == pytest.approx(1e-4, rel=1e-3)
 
 
 def test_backends_agree_on_fresh_observations(bundle_dir):

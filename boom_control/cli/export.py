@@ -17,7 +17,8 @@ import click
     "--tolerance",
     default=1e-4,
     show_default=True,
-    help="Largest parity error (exported vs eager) accepted: absolute below 1, relative above.",
+    help="Largest parity error (exported vs eager) accepted: absolute below 1, relative to "
+    "the largest value of the output row above.",
 )
 @click.option(
     "--parity-steps",
