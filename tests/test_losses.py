@@ -152,6 +152,15 @@ def _agent(seed: int = 0, **agent_kw) -> Agent:
     return Agent(O, A, 500, SMALL, PLAN, AgentConfig(batch_size=B, **agent_kw), CPU)
 
 
+def test_discount_override_reaches_targets_and_planner():
+    """agent.discount replaces the episode-length rule in the TD targets and plan returns."""
+    agent = _agent(discount=0.999)
+    assert agent.gamma == 0.999 and agent.loss_consts.gamma == 0.999
+    assert agent.plan_consts.terminal_discount == pytest.approx(0.999**PLAN.horizon)
+    with pytest.raises(ValueError, match="agent.discount"):
+        AgentConfig(discount=1.0)
+
+
 def test_agent_update_changes_parameters_and_is_finite():
     agent = _agent()
     assert agent.gamma == pytest.approx(0.99) and agent.running_scale.item() == 1.0

@@ -89,7 +89,8 @@ class Agent:
 
     Args:
         obs_dim, action_dim: sizes of observation and action (actions in ``[-1, 1]``).
-        episode_length: agent steps per episode; sets the discount.
+        episode_length: agent steps per episode; sets the discount unless
+            ``agent_cfg.discount`` does.
         model_cfg, planner_cfg, agent_cfg: learner configuration.
         device: where networks and tensors live.
         terminates: the task can end early (adds a termination head and masks bootstraps).
@@ -113,7 +114,9 @@ class Agent:
         planner_cfg = _with_precision(planner_cfg, self.device, "planner")
         agent_cfg = _with_precision(agent_cfg, self.device, "agent")
         self.model_cfg, self.planner_cfg, self.agent_cfg = model_cfg, planner_cfg, agent_cfg
-        self.gamma = discount_for(episode_length)
+        self.gamma = (
+            discount_for(episode_length) if agent_cfg.discount is None else agent_cfg.discount
+        )
         self.model = WorldModel(obs_dim, action_dim, model_cfg, terminates).to(self.device)
         self.model.eval()
         self.running_scale = torch.ones((), device=self.device)

@@ -166,6 +166,10 @@ class AgentConfig:
     and the policy learn. Continues a trained agent on a fresh buffer while its latent
     space stays put: refitting the encoder and dynamics to a small buffer of one
     behaviour moves the latents the heads and the planner rely on."""
+    discount: float | None = None
+    """Discount of the TD targets and the planner's returns; None = TD-MPC2's rule from the
+    episode length (0.995 for 1000 steps). A longer horizon (e.g. 0.999) values staying
+    alive over a whole episode where the per-step reward of a safe behaviour is small."""
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
     """Forward passes of the losses: 'bf16' runs their matmuls under bfloat16 autocast
     (losses, parameters, gradients and optimiser state stay fp32); 'auto' as for
@@ -179,6 +183,8 @@ class AgentConfig:
             raise ValueError(
                 f"agent.precision must be 'fp32', 'bf16' or 'auto', got {self.precision!r}"
             )
+        if self.discount is not None and not 0.0 < self.discount < 1.0:
+            raise ValueError(f"agent.discount must be in (0, 1) or None, got {self.discount!r}")
 
     def lambda_for(self, action_dim: int) -> float:
         """Alignment weight for an action dimension (config value wins when set)."""

@@ -23,6 +23,7 @@ Common keys (every key and its value: --print-config):
   agent.freeze_world_model=true  with init_from: only the policy learns (distillation)
   agent.freeze_latent=true  with init_from: encoder and dynamics stay, heads and policy learn
   policy_acts=P             send the policy's action on a fraction P of the steps
+  agent.discount=G          fixed discount (default: 0.995 for 1000-step episodes)
 \b
 Presets (--preset NAME): train_fast (fast Mish, bf16 where native, torch.compile), train_smoke
 """
