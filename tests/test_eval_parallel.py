@@ -13,6 +13,7 @@ from boom_control.envs import make_env
 from boom_control.train.config import TrainConfig
 from boom_control.train.evaluate import (
     default_workers,
+    episode_stats,
     eval_seeds,
     eval_workers,
     evaluate_both,
@@ -69,6 +70,24 @@ def test_returns_do_not_depend_on_the_number_of_workers(compile_plan):
     finally:
         for env in one + three:
             env.close()
+
+
+def test_each_finished_episode_is_reported_once():
+    """``on_episode`` (what ``boom eval``'s progress bar counts) sees every episode's
+    return and length exactly once, from any worker."""
+    agent = _agent()
+    seeds = eval_seeds(3, 5)
+    envs = _envs(2)
+    seen: list[tuple[float, int]] = []
+    try:
+        returns, lengths = episode_stats(
+            agent, envs, seeds, use_planner=False, on_episode=lambda r, n: seen.append((r, n))
+        )
+    finally:
+        for env in envs:
+            env.close()
+    assert sorted(seen) == sorted(zip(returns.tolist(), lengths.tolist(), strict=True))
+    assert len(seen) == 5 and set(lengths.tolist()) == {25}
 
 
 def test_evaluation_leaves_acting_randomness_alone():

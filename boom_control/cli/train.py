@@ -237,6 +237,7 @@ def evaluate(
             samples=samples,
             iterations=iterations,
             task=task,
+            progress=True,
         )
     except (BundleError, ValueError) as err:
         raise click.ClickException(str(err)) from None

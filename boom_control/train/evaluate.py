@@ -118,17 +118,28 @@ def run_episodes(
 
 
 def episode_stats(
-    agent: Actor, envs: Any | Sequence[Any], seeds: Sequence[int], use_planner: bool
+    agent: Actor,
+    envs: Any | Sequence[Any],
+    seeds: Sequence[int],
+    use_planner: bool,
+    on_episode: Callable[[float, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Returns and lengths (steps) of one episode per reset seed, each of shape ``(N,)``
-    (see :func:`run_episodes`)."""
+    (see :func:`run_episodes`). ``on_episode(return, length)`` is called as each episode
+    ends (from the worker's thread)."""
     envs = list(envs) if isinstance(envs, (list, tuple)) else [envs]
     seeds = [int(s) for s in seeds]
     workers = max(1, min(len(envs), len(seeds)))
 
     # Worker k runs episodes k, k + workers, ... on its own env.
+    def one(env: Any, seed: int) -> tuple[float, int]:
+        result = run_episode(agent, env, seed, use_planner)
+        if on_episode is not None:
+            on_episode(*result)
+        return result
+
     def work(k: int) -> list[tuple[float, int]]:
-        return [run_episode(agent, envs[k], s, use_planner) for s in seeds[k::workers]]
+        return [one(envs[k], s) for s in seeds[k::workers]]
 
     if workers == 1:
         parts = [work(0)]
@@ -213,12 +224,14 @@ def evaluate_source(
     samples: int | None = None,
     iterations: int | None = None,
     task: str | None = None,
+    progress: bool = False,
 ) -> EvalScore:
     """Load a checkpoint (file or run folder) or a bundle folder and run ``episodes``
     episodes in each of ``modes`` (:data:`EVAL_MODES`), ``workers`` episodes at once (0:
     :func:`default_workers`). ``samples`` / ``iterations``: a bundle's planner size
     instead of its own; ``task``: another task with the same observation contract (see
-    :func:`~boom_control.train.sources.load_source`).
+    :func:`~boom_control.train.sources.load_source`). ``progress``: a progress bar of the
+    episodes on a terminal; each mode's result is logged as it finishes either way.
 
     The reset seeds are the run's evaluation seeds (:func:`eval_seeds` of ``seed``, the
     run's by default), or ``first_seed, first_seed + 1, ...`` when that is given.
@@ -246,13 +259,31 @@ def evaluate_source(
         episodes,
         workers,
     )
+    from tqdm.auto import tqdm
+
     envs = [src.env]
     scores: dict[str, float] = {"episodes": episodes}
+    modes = list(dict.fromkeys(modes))
+    bar = tqdm(total=episodes * len(modes), unit="episode", disable=None if progress else True)
     try:
         envs += [src.make_env() for _ in range(workers - 1)]
-        for mode in dict.fromkeys(modes):
+        for mode in modes:
+            bar.set_description(mode)
             actor = ZeroActor(src.env.spec.action_dim) if mode == "zero" else src.actor
-            returns, lengths = episode_stats(actor, envs, seeds, use_planner=mode == "planner")
+            returns, lengths = episode_stats(
+                actor,
+                envs,
+                seeds,
+                use_planner=mode == "planner",
+                on_episode=lambda ret, n: bar.update(1),
+            )
+            log.info(
+                "%s: return %.1f ± %.1f, length %.1f steps",
+                mode,
+                returns.mean(),
+                returns.std(),
+                lengths.mean(),
+            )
             scores |= {
                 f"{mode}_return_mean": float(returns.mean()),
                 f"{mode}_return_std": float(returns.std()),
@@ -260,6 +291,7 @@ def evaluate_source(
                 f"{mode}_length_std": float(lengths.std()),
             }
     finally:
+        bar.close()
         for env in envs:
             env.close()
     return EvalScore(src.kind, src.path, src.step, src.task, src.device, seeds, scores)
