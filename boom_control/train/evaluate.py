@@ -131,13 +131,13 @@ def episode_stats(
     seeds = [int(s) for s in seeds]
     workers = max(1, min(len(envs), len(seeds)))
 
-    # Worker k runs episodes k, k + workers, ... on its own env.
     def one(env: Any, seed: int) -> tuple[float, int]:
         result = run_episode(agent, env, seed, use_planner)
         if on_episode is not None:
             on_episode(*result)
         return result
 
+    # Worker k runs episodes k, k + workers, ... on its own env.
     def work(k: int) -> list[tuple[float, int]]:
         return [one(envs[k], s) for s in seeds[k::workers]]
 
