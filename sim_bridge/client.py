@@ -134,6 +134,10 @@ class Observation:
         return self.info.get("next_episode", self.info.get("episode"))
 
 
+def _int_or(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
 _NOT_OBS = {"v", "type", "seq", "t", "re", "sid", "obs", "reward", "terminated", "truncated"}
 
 
@@ -148,6 +152,8 @@ class BridgeClient:
         contract_hash: require this observation-contract hash (refused by name otherwise).
         task: require this task id.
         curve_server_key / curve_client_cert: certificate files enabling CURVE.
+        take_over: every ``reset`` takes the server's control lease from whichever client
+            holds it (a server with a lease admits one controlling client at a time).
         spin: seconds spent retrying non-blocking receives for a lockstep reply before
             blocking (0: block at once). The reply to a step usually comes within a few
             hundred microseconds; spinning for it saves this process a wake-up from
@@ -168,11 +174,13 @@ class BridgeClient:
         curve_client_cert: str | None = None,
         max_message_bytes: int = P.MAX_MESSAGE_BYTES,
         spin: float = 0.0,
+        take_over: bool = False,
     ) -> None:
         if not 0.0 <= spin <= 1.0:
             raise ValueError(f"spin must be in [0, 1] seconds, got {spin!r}")
         self.endpoint = endpoint
         self.spin = spin
+        self.take_over = take_over
         self.timeout = timeout
         self.retries = retries
         self._want = {"mode": mode, "contract_hash": contract_hash, "task": task}
@@ -185,12 +193,14 @@ class BridgeClient:
         self._seq = 0
         self._info: ServerInfo | None = None
         self._latest: Observation | None = None
-        self._hello_seq = -1
+        self._hello_seq = -1  # the newest hello answered, or sent in real time
+        self._hello_sent = -float("inf")  # when latest_observation last sent a hello
         self._rcvtimeo = -1
         self.reconnects = 0
         self.restarts = 0
         self.stale = 0
         self.errors: list[RemoteError] = []  # asynchronous (real-time) error replies
+        self.error_count = 0  # how many were ever received (``errors`` keeps the last 100)
 
     # ---- socket and handshake -----------------------------------------------------------
     @property
@@ -233,6 +243,7 @@ class BridgeClient:
                     f"(contract {info.contract_hash}), was {old.task_id} ({old.contract_hash})"
                 )
             if info.session != old.session:
+                self._latest = None  # a new server numbers its messages from 1 again
                 self.restarts += 1
                 log.warning(
                     "bridge: server at %s restarted (session %x -> %x)",
@@ -387,11 +398,20 @@ class BridgeClient:
             info=info,
         )
 
-    def reset(self, seed: int | None = None, clear_estop: bool = False) -> Observation:
-        """Start an episode; returns the first observation."""
+    def reset(
+        self, seed: int | None = None, clear_estop: bool = False, take_over: bool | None = None
+    ) -> Observation:
+        """Start an episode; returns the first observation.
+
+        ``take_over``: take the control lease from the client that holds it (default:
+        the client's ``take_over`` setting). Without it a server whose lease another live
+        client holds refuses with ``lease_held`` (:class:`RemoteError`).
+        """
         body: dict[str, Any] = {"seed": seed}
         if clear_estop:
             body["clear_estop"] = True
+        if self.take_over if take_over is None else take_over:
+            body["take_over"] = True
         return self._to_observation(self.request(P.RESET, **body))
 
     def step(self, action: np.ndarray) -> Observation:
@@ -447,10 +467,13 @@ class BridgeClient:
                 if msg["type"] == P.ERROR:
                     err = RemoteError(str(msg.get("code")), str(msg.get("message")))
                     self.errors.append(err)
+                    self.error_count += 1
                     del self.errors[:-100]
                     if err.code == ErrorCode.HELLO_REQUIRED:
-                        self._hello_seq = self._send(P.HELLO, **self._hello_body())
-                elif msg["type"] == P.HELLO and msg.get("re") == self._hello_seq:
+                        self._hello_again()
+                elif msg["type"] == P.HELLO and _int_or(msg.get("re"), -1) > self._hello_seq:
+                    # any hello reply on this socket answers one of this client's hellos
+                    self._hello_seq = msg["re"]
                     self._accept_hello(msg)
                     self.reconnects += 1
             newest = self._latest.seq if self._latest is not None else -1
@@ -458,6 +481,15 @@ class BridgeClient:
             if newest > before or remaining <= 0:
                 return self._latest
             self._sock.poll(max(1, int(remaining * 1000)))
+
+    def _hello_again(self) -> None:
+        """Real time, the server forgot this client: say hello without waiting for the
+        answer, at most once per ``timeout`` (one error per action would otherwise send
+        a hello per action, and a server limits hellos per client)."""
+        now = time.monotonic()
+        if now - self._hello_sent >= self.timeout:
+            self._hello_sent = now
+            self._send(P.HELLO, **self._hello_body())
 
     def close(self) -> None:
         """Say goodbye (best effort) and release the socket."""

@@ -26,6 +26,18 @@ Modes:
   until that episode's first action arrives (``waiting`` ticks), so no episode starts with
   a held or neutral action it was never given; a robot keeps ticking from the reset on.
 
+Hostile input: every field is type-checked before use, every handler and every tick runs
+under a last-resort handler (an unexpected exception becomes an ``internal`` error reply or
+a counted fault, never an exit), frames are read one at a time under per-peer budgets
+(:mod:`sim_bridge.peers`), and in real time the messages between two ticks are handled
+only until the next tick is due.
+
+Control lease: where a lease is on (real time by default), one client at a time controls
+the server. It takes the lease with its first ``reset``, ``step`` or ``action``, renews it
+with every such message and its heartbeats, and gives it up with ``close``; after
+``lease_timeout`` seconds of silence any client may take it, and ``take_over=true`` on a
+``reset`` takes it at once. Others may connect and observe; ``estop`` is always accepted.
+
 This module does not import boom_control (the Gymnasium adapter runs it stand-alone).
 """
 
@@ -45,7 +57,8 @@ import numpy as np
 import zmq
 
 from sim_bridge import protocol as P
-from sim_bridge.protocol import ErrorCode, ProtocolError
+from sim_bridge.peers import Peer, PeerLimits, PeerTable
+from sim_bridge.protocol import ErrorCode, ProtocolError, quote
 from sim_bridge.transport import check_bind, setup_server_curve
 
 BUSY_POLL_DEFAULT = 5e-4
@@ -66,6 +79,7 @@ def effective_busy_poll(busy_poll: float) -> float:
 
 log = logging.getLogger(__name__)
 MODES = ("lockstep", "realtime")
+RCVHWM = 64  # frames queued per connection before libzmq stops reading from it
 
 
 class Backend(Protocol):
@@ -102,7 +116,14 @@ class ServerConfig:
     curve_secret_key: str | None = None  # server certificate (secret) enabling CURVE
     curve_clients: str | None = None  # directory of authorised client public certificates
     client_timeout: float = 10.0  # seconds of silence before a client is forgotten
-    max_message_bytes: int = P.MAX_MESSAGE_BYTES  # larger frames get a too_large reply
+    max_message_bytes: int = P.MAX_REQUEST_BYTES  # larger frames get a too_large reply
+    max_clients: int = 32  # clients admitted at once (hello past it: a busy error)
+    # control lease: seconds of silence after which another client may take control;
+    # None: 1 s in real time and no lease in lockstep; 0: no lease
+    lease_timeout: float | None = None
+    # frames per second one connection may send in real time (0: unlimited); the rest
+    # are dropped unread, so a flooding peer cannot delay the ticks
+    peer_rate: float = 500.0
     spin: float = 2e-4  # realtime: seconds spun (not slept) before each deadline
     # lockstep: seconds spent retrying non-blocking receives after each reply before
     # blocking. Keeps the server's core awake for a client that steps back to back (lower,
@@ -120,6 +141,24 @@ class ServerConfig:
             raise ValueError("watchdog_periods must be >= 1")
         if not 0.0 <= self.busy_poll <= 1.0:
             raise ValueError(f"busy_poll must be in [0, 1] seconds, got {self.busy_poll!r}")
+        if self.max_clients < 1:
+            raise ValueError("max_clients must be >= 1")
+        if self.lease_timeout is not None and self.lease_timeout < 0:
+            raise ValueError(f"lease_timeout must be >= 0, got {self.lease_timeout!r}")
+        if self.peer_rate < 0:
+            raise ValueError(f"peer_rate must be >= 0, got {self.peer_rate!r}")
+        if not 256 <= self.max_message_bytes <= P.MAX_MESSAGE_BYTES:
+            raise ValueError(
+                f"max_message_bytes must be in [256, {P.MAX_MESSAGE_BYTES}], "
+                f"got {self.max_message_bytes!r}"
+            )
+
+    @property
+    def lease_s(self) -> float:
+        """The lease timeout in effect (0: no lease)."""
+        if self.lease_timeout is not None:
+            return float(self.lease_timeout)
+        return 1.0 if self.mode == "realtime" else 0.0
 
 
 @dataclass
@@ -137,6 +176,13 @@ class ServerStats:
     clients_expired: int = 0
     waiting: int = 0  # realtime ticks a simulator held still for an episode's first action
     stale_actions: int = 0  # actions dropped because they named an earlier episode
+    dropped: int = 0  # frames dropped unanswered: a peer over its frame or hello budget
+    faults: int = 0  # unexpected exceptions in a handler or a tick (the server went on)
+    busy: int = 0  # hellos refused because max_clients were connected
+    lease_refused: int = 0  # reset/step/action refused: another client held the lease
+    takeovers: int = 0  # leases taken from a live owner with take_over
+    slips: int = 0  # realtime ticks started more than 1 ms after their deadline
+    max_slip_ms: float = 0.0  # the latest start of a tick after its deadline
 
 
 @dataclass
@@ -144,6 +190,7 @@ class _Client:
     last_seq: int
     last_seen: float
     realtime: bool = False
+    told_episode: int = -1  # the episode a stale_episode error last named to this client
 
 
 @dataclass
@@ -167,23 +214,31 @@ class BridgeServer:
         check_bind(config.endpoint, config.allow_remote)
         self.backend = backend
         self.cfg = config
-        self.codec = P.Codec(max_bytes=config.max_message_bytes)
+        self.codec = P.Codec(max_bytes=config.max_message_bytes, limits=P.REQUEST_LIMITS)
         self.session = secrets.randbits(62)
         desc = dict(backend.describe())
         self.action_dim = int(desc["action_dim"])
         self._action_shape = (self.action_dim,)
         self.period = float(desc["control_period"])
         self._waits = bool(desc.get("waits_for_first_action", False))
+        self._lease_s = config.lease_s
         self.info = {
             **desc,
             "mode": config.mode,
             "server": config.name,
             "protocol": P.PROTOCOL_VERSION,
             "session": self.session,
+            "lease_timeout": self._lease_s,
         }
         self._neutral = np.asarray(backend.neutral_action(), dtype=np.float64)
         self.stats = ServerStats()
         self._clients: dict[bytes, _Client] = {}
+        self._peers = PeerTable(
+            PeerLimits(frame_rate=config.peer_rate if config.mode == "realtime" else 0.0)
+        )
+        self._server_logs = Peer(self._peers.limits, 0.0)  # budget of peer-less log lines
+        self._owner: bytes | None = None  # the client holding the control lease
+        self._owner_seen = 0.0  # when the owner last renewed it
         self._seq = 0
         self._needs_reset = True
         self._estopped = False
@@ -193,30 +248,55 @@ class BridgeServer:
         self.bound = threading.Event()
 
     # ---- sending ------------------------------------------------------------------------
-    def _send(self, ident: bytes, msg_type: str, re: int, **body: Any) -> None:
+    def _frame(self, msg_type: str, re: int, **body: Any) -> bytes:
         self._seq += 1
-        frame = self.codec.encode(msg_type, self._seq, re=re, sid=self.session, **body)
-        # A full queue means that client is not reading: drop rather than block.
-        with contextlib.suppress(zmq.Again):
+        return self.codec.encode(msg_type, self._seq, re=re, sid=self.session, **body)
+
+    def _push(self, ident: bytes, frame: bytes) -> None:
+        # A full queue means that client is not reading: drop rather than block. A peer
+        # that is gone (or any other socket error) must not stop the server either.
+        with contextlib.suppress(zmq.ZMQError):
             self._sock.send_multipart([ident, frame], flags=zmq.NOBLOCK)
 
+    def _send(self, ident: bytes, msg_type: str, re: int, **body: Any) -> None:
+        self._push(ident, self._frame(msg_type, re, **body))
+
     def _error(self, ident: bytes, code: str, detail: str, re: int = -1) -> None:
+        """An error reply, unless this peer has used up its fault budget (then the error is
+        only counted, in ``errors``)."""
         self.stats.errors += 1
-        log.debug("error reply %s: %s", code, detail)
+        peer = self._peers.get(ident, time.monotonic())
+        if not peer.faults.take(time.monotonic()):
+            return
+        detail = detail if len(detail) <= 240 else detail[:237] + "..."
+        self._log(peer, logging.DEBUG, "error reply to %s: %s: %s", ident.hex()[:16], code, detail)
         self._send(ident, P.ERROR, re, code=code, message=detail)
 
-    def _observation(
+    def _log(self, peer: Peer | None, level: int, fmt: str, *args: Any) -> None:
+        """A log line within ``peer``'s log budget (the server's own without a peer);
+        lines over the budget are counted and the count is reported with the next one."""
+        if not log.isEnabledFor(level):
+            return
+        budget = peer if peer is not None else self._server_logs
+        if not budget.logs.take(time.monotonic()):
+            budget.muted_logs += 1
+            return
+        if budget.muted_logs:
+            fmt += " (%d similar lines suppressed)"
+            args = (*args, budget.muted_logs)
+            budget.muted_logs = 0
+        log.log(level, fmt, *args)
+
+    def _observation_frame(
         self,
-        ident: bytes,
         re: int,
         obs: np.ndarray,
         reward: float,
         terminated: bool,
         truncated: bool,
         **extra: Any,
-    ) -> None:
-        self._send(
-            ident,
+    ) -> bytes:
+        return self._frame(
             P.OBSERVATION,
             re,
             obs=np.asarray(obs, dtype=np.float32),
@@ -226,19 +306,48 @@ class BridgeServer:
             **extra,
         )
 
+    def _broadcast(self, frame: bytes, exclude: bytes | None = None) -> None:
+        """One frame to every real-time subscriber (packed once for all of them)."""
+        for ident in self._rt.subscribers:
+            if ident != exclude:
+                self._push(ident, frame)
+
     # ---- requests -----------------------------------------------------------------------
-    def _handle(self, frames: list[bytes], now: float) -> None:
-        ident, payload = frames[0], frames[1:]
-        self.stats.requests += 1
-        if len(payload) != 1:
-            return self._error(ident, ErrorCode.MALFORMED, f"expected 1 frame, got {len(payload)}")
+    def _handle(self, ident: bytes, payload: bytes | None, extra: int, now: float) -> None:
+        """One request: budgets, decoding, dispatch; nothing it does can raise."""
         try:
-            msg = self.codec.decode(payload[0])
+            peer = self._peers.get(ident, now)
+            if not peer.admit(now):
+                peer.dropped += 1
+                self.stats.dropped += 1
+                return None
+            self.stats.requests += 1
+            if payload is None or extra:
+                frames = 0 if payload is None else 1 + extra
+                return self._error(ident, ErrorCode.MALFORMED, f"expected 1 frame, got {frames}")
+            return self._dispatch(ident, peer, payload, now)
+        except Exception as err:  # the last resort: the server never exits on input
+            self.stats.faults += 1
+            log.exception("bridge: internal error on a message from %s", ident.hex()[:16])
+            with contextlib.suppress(Exception):
+                self._error(ident, ErrorCode.INTERNAL, f"server failed: {type(err).__name__}")
+            return None
+
+    def _dispatch(self, ident: bytes, peer: Peer, payload: bytes, now: float) -> None:
+        try:
+            msg = self.codec.decode(payload)
         except ProtocolError as err:
             return self._error(ident, err.code, err.detail)
         msg_type, seq = msg["type"], msg["seq"]
         if msg_type == P.HELLO:
-            return self._on_hello(ident, msg, now)
+            if not peer.hellos.take(now):
+                peer.dropped += 1
+                self.stats.dropped += 1
+                return None
+            try:
+                return self._on_hello(ident, peer, msg, now)
+            except ProtocolError as err:
+                return self._error(ident, err.code, err.detail, seq)
         client = self._clients.get(ident)
         if client is None:
             return self._error(
@@ -261,39 +370,52 @@ class BridgeServer:
         except ProtocolError as err:
             return self._error(ident, err.code, err.detail, seq)
         except Exception as err:  # a backend failure must not take the server down
-            log.exception("backend failed on %s", msg_type)
+            self._log(peer, logging.ERROR, "backend failed on %s: %s", msg_type, quote(err, 240))
             self._needs_reset = True
             return self._error(ident, ErrorCode.BACKEND, f"{type(err).__name__}: {err}", seq)
 
-    def _on_hello(self, ident: bytes, msg: dict[str, Any], now: float) -> None:
+    def _on_hello(self, ident: bytes, peer: Peer, msg: dict[str, Any], now: float) -> None:
         seq = msg["seq"]
-        want_hash, want_task, want_mode = msg.get("contract_hash"), msg.get("task"), msg.get("mode")
+        want_hash = P.read_field(msg, "contract_hash", str, 64)
+        want_task = P.read_field(msg, "task", str, 200)
+        want_mode = P.read_field(msg, "mode", str, 16)
+        name = msg.get("client", "?")
         if want_hash is not None and want_hash != self.info["contract_hash"]:
             return self._error(
                 ident,
                 ErrorCode.CONTRACT_MISMATCH,
                 f"server task {self.info['task_id']} has observation contract "
-                f"{self.info['contract_hash']}, client expects {want_hash}",
+                f"{self.info['contract_hash']}, client expects {quote(want_hash)}",
                 seq,
             )
         if want_task is not None and want_task != self.info["task_id"]:
             return self._error(
                 ident,
                 ErrorCode.TASK_MISMATCH,
-                f"server serves {self.info['task_id']}, client expects {want_task}",
+                f"server serves {self.info['task_id']}, client expects {quote(want_task)}",
                 seq,
             )
         if want_mode is not None and want_mode != self.cfg.mode:
             return self._error(
                 ident,
                 ErrorCode.WRONG_MODE,
-                f"server runs in {self.cfg.mode} mode, client wants {want_mode}",
+                f"server runs in {self.cfg.mode} mode, client wants {quote(want_mode)}",
                 seq,
             )
+        if ident not in self._clients and len(self._clients) >= self.cfg.max_clients:
+            self._expire(now)
+            if len(self._clients) >= self.cfg.max_clients:
+                self.stats.busy += 1
+                return self._error(
+                    ident,
+                    ErrorCode.BUSY,
+                    f"the server admits {self.cfg.max_clients} clients at once; try later",
+                    seq,
+                )
         self._clients[ident] = _Client(seq, now, realtime=self.cfg.mode == "realtime")
         if self.cfg.mode == "realtime":
             self._rt.subscribers.add(ident)
-        log.info("client %s connected (%s)", ident.hex(), msg.get("client", "?"))
+        self._log(peer, logging.INFO, "client %s connected (%s)", ident.hex()[:16], quote(name, 40))
         self._send(ident, P.HELLO, seq, **self.info)
 
     def _read_action(self, msg: dict[str, Any]) -> np.ndarray:
@@ -305,24 +427,69 @@ class BridgeServer:
         np.maximum(a, -1.0, out=a)
         return np.minimum(a, 1.0, out=a)
 
+    # ---- control lease ------------------------------------------------------------------
+    def _claim(self, ident: bytes, msg: dict[str, Any], now: float) -> None:
+        """Make ``ident`` the lease holder, or raise ``lease_held`` (no lease: nothing)."""
+        if self._lease_s <= 0.0 or ident == self._owner:
+            self._owner_seen = now
+            return
+        take_over = P.read_field(msg, "take_over", bool)
+        owner = self._owner
+        live = owner is not None and now - self._owner_seen <= self._lease_s
+        if live and not take_over:
+            self.stats.lease_refused += 1
+            raise ProtocolError(
+                ErrorCode.LEASE_HELD,
+                f"client {owner.hex()[:16]} controls this server (it renews its lease with "
+                f"every action; it lapses after {self._lease_s:g} s of silence); "
+                "reset with take_over=true to take control",
+            )
+        if live:
+            self.stats.takeovers += 1
+            log.warning(
+                "bridge: client %s took control from client %s",
+                ident.hex()[:16],
+                owner.hex()[:16],
+            )
+        self._owner, self._owner_seen = ident, now
+
+    def _release(self, ident: bytes) -> None:
+        if ident == self._owner:
+            self._owner = None
+
+    # ---- handlers -----------------------------------------------------------------------
     def _on_reset(self, ident: bytes, msg: dict[str, Any], now: float) -> None:
         seed = P.read_seed(msg)
+        clear = P.read_field(msg, "clear_estop", bool)
+        self._claim(ident, msg, now)
         if self._estopped:
-            if not msg.get("clear_estop"):
+            if not clear:
                 raise ProtocolError(
                     ErrorCode.ESTOPPED, "emergency stop latched; reset with clear_estop=true"
                 )
             self._estopped = False
-            log.warning("emergency stop cleared by client %s", ident.hex())
+            log.warning("emergency stop cleared by client %s", ident.hex()[:16])
         obs, _ = self.backend.reset(seed)
         self._needs_reset = False
         self.stats.episodes += 1
+        body = {"step": 0, "episode": self.stats.episodes}
         if self.cfg.mode == "realtime":
             self._rt = _RealtimeState(running=True, subscribers=self._rt.subscribers)
             self._start_episode(now)
-        self._observation(
-            ident, msg["seq"], obs, 0.0, False, False, step=0, episode=self.stats.episodes
-        )
+            # Everyone watching learns of the new episode, so a controller that did not
+            # ask for the reset follows it instead of acting on the old one.
+            self._broadcast(self._observation_frame(-1, obs, 0.0, False, False, **body), ident)
+        self._send(ident, P.OBSERVATION, msg["seq"], **self._observation_body(obs, **body))
+
+    @staticmethod
+    def _observation_body(obs: np.ndarray, **extra: Any) -> dict[str, Any]:
+        return {
+            "obs": np.asarray(obs, dtype=np.float32),
+            "reward": 0.0,
+            "terminated": False,
+            "truncated": False,
+            **extra,
+        }
 
     def _on_step(self, ident: bytes, msg: dict[str, Any], now: float) -> None:
         if self.cfg.mode != "lockstep":
@@ -330,12 +497,21 @@ class BridgeServer:
         if self._estopped:
             raise ProtocolError(ErrorCode.ESTOPPED, "emergency stop latched")
         action = self._read_action(msg)
+        self._claim(ident, msg, now)
         if self._needs_reset:
             raise ProtocolError(ErrorCode.NEEDS_RESET, "episode over (or never started): reset")
         obs, reward, terminated, truncated, _ = self.backend.step(action)
         self.stats.ticks += 1
         self._needs_reset = bool(terminated or truncated)
-        self._observation(ident, msg["seq"], obs, reward, terminated, truncated)
+        self._send(
+            ident,
+            P.OBSERVATION,
+            msg["seq"],
+            obs=np.asarray(obs, dtype=np.float32),
+            reward=float(reward),
+            terminated=bool(terminated),
+            truncated=bool(truncated),
+        )
 
     def _on_action(self, ident: bytes, msg: dict[str, Any], now: float) -> None:
         if self.cfg.mode != "realtime":
@@ -343,40 +519,58 @@ class BridgeServer:
         if self._estopped:
             raise ProtocolError(ErrorCode.ESTOPPED, "emergency stop latched; action ignored")
         action = self._read_action(msg)
-        episode = msg.get("episode")
-        if episode is not None:
-            if not isinstance(episode, int) or isinstance(episode, bool):
+        episode = P.read_field(msg, "episode", int)
+        if not self._rt.running:
+            raise ProtocolError(ErrorCode.NEEDS_RESET, "no episode is running: reset first")
+        self._claim(ident, msg, now)
+        current = self.stats.episodes
+        if episode is not None and episode != current:  # computed for an episode that is over
+            self.stats.stale_actions += 1
+            client = self._clients[ident]
+            if client.told_episode != current:  # said once per episode, not per action
+                client.told_episode = current
                 raise ProtocolError(
-                    ErrorCode.MALFORMED, f"episode must be null or an int, got {episode!r}"
+                    ErrorCode.STALE_EPISODE,
+                    f"action for episode {quote(episode)} dropped: episode {current} is "
+                    "running (its first observation was pushed to every client)",
                 )
-            if episode != self.stats.episodes:  # computed for an episode that is over
-                self.stats.stale_actions += 1
-                return
+            return
         self._rt.pending = action
         self._rt.pending_seq = msg["seq"]
         self._rt.last_action_t = now
 
     def _on_heartbeat(self, ident: bytes, msg: dict[str, Any], now: float) -> None:
+        if ident == self._owner:
+            self._owner_seen = now
         self._send(
             ident,
             P.HEARTBEAT,
             msg["seq"],
             stats=self.stats.__dict__.copy(),
             estopped=self._estopped,
+            lease={
+                "timeout": self._lease_s,
+                "held": self._owner is not None,
+                "yours": ident == self._owner,
+            },
         )
 
     def _on_estop(self, ident: bytes, msg: dict[str, Any], now: float) -> None:
         self._estopped = True
-        log.warning("emergency stop from client %s", ident.hex())
+        log.warning("emergency stop from client %s", ident.hex()[:16])
         try:
             self.backend.estop()
         finally:
             self._send(ident, P.ESTOP, msg["seq"], estopped=True)
 
     def _on_close(self, ident: bytes, msg: dict[str, Any], now: float) -> None:
+        self._forget(ident)
+        self._send(ident, P.CLOSE, msg["seq"])
+
+    def _forget(self, ident: bytes) -> None:
         self._clients.pop(ident, None)
         self._rt.subscribers.discard(ident)
-        self._send(ident, P.CLOSE, msg["seq"])
+        self._release(ident)
 
     _handlers: ClassVar[dict[str, Any]] = {
         P.RESET: _on_reset,
@@ -437,8 +631,27 @@ class BridgeServer:
         }
         if terminated or truncated:  # real time never stops: start the next episode
             extra.update(self._next_episode(now))
-        for ident in rt.subscribers:
-            self._observation(ident, rt.applied_seq, obs, reward, terminated, truncated, **extra)
+        self._broadcast(
+            self._observation_frame(rt.applied_seq, obs, reward, terminated, truncated, **extra)
+        )
+
+    def _safe_tick(self, now: float) -> None:
+        """:meth:`_tick` under the last resort: a backend that raises ends the episode (the
+        clients are told and must reset), is counted and logged; the loop goes on."""
+        try:
+            self._tick(now)
+        except Exception as err:
+            self.stats.faults += 1
+            self._rt.running, self._needs_reset = False, True
+            self._log(None, logging.ERROR, "bridge: the tick failed: %s", quote(err, 240))
+            with contextlib.suppress(Exception):
+                frame = self._frame(
+                    P.ERROR,
+                    -1,
+                    code=ErrorCode.BACKEND,
+                    message=f"the tick failed ({type(err).__name__}); the episode is over: reset",
+                )
+                self._broadcast(frame)
 
     def _next_episode(self, now: float) -> dict[str, Any]:
         """Reset the backend after an episode end; the new episode's first observation and
@@ -452,20 +665,40 @@ class BridgeServer:
         }
 
     # ---- loops --------------------------------------------------------------------------
-    def _drain(self, now: float) -> None:
-        for _ in range(1000):
+    def _recv(self, flags: int = 0) -> tuple[bytes, bytes | None, int]:
+        """One request off the ROUTER socket, a frame at a time: ``(identity, payload,
+        extra)``; frames after the first payload frame are released unread and counted in
+        ``extra``, so a many-frame message costs no more memory than one frame.
+
+        Raises:
+            zmq.Again: nothing to read (non-blocking, or the receive timeout passed).
+        """
+        sock = self._sock
+        ident = sock.recv(flags)
+        payload, extra = None, 0
+        if sock.rcvmore:  # the parts of one message arrive together: no waiting here
+            payload = sock.recv()
+            while sock.rcvmore:
+                sock.recv(copy=False)  # dropped at once
+                extra += 1
+        return ident, payload, extra
+
+    def _drain(self, until: float) -> None:
+        """Handle queued requests until none is left or ``until`` (monotonic) has come."""
+        monotonic, handle = time.monotonic, self._handle
+        now = monotonic()
+        while now < until:
             try:
-                frames = self._sock.recv_multipart(flags=zmq.NOBLOCK)
+                request = self._recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            self._handle(frames, now)
-            now = time.monotonic()
+            handle(*request, now)
+            now = monotonic()
 
     def _expire(self, now: float) -> None:
         old = [i for i, c in self._clients.items() if now - c.last_seen > self.cfg.client_timeout]
         for ident in old:
-            del self._clients[ident]
-            self._rt.subscribers.discard(ident)
+            self._forget(ident)
             self.stats.clients_expired += 1
 
     def serve(self, stop: threading.Event | None = None) -> None:
@@ -488,7 +721,11 @@ class BridgeServer:
         ctx = zmq.Context()
         sock = ctx.socket(zmq.ROUTER)
         sock.linger = 0
-        sock.setsockopt(zmq.MAXMSGSIZE, 16 * self.cfg.max_message_bytes)
+        # A frame over twice the protocol limit disconnects its peer inside libzmq, before
+        # it is buffered; one up to that size gets a too_large reply. Each connection may
+        # queue at most RCVHWM frames, so a flood is bounded by RCVHWM x MAXMSGSIZE.
+        sock.setsockopt(zmq.MAXMSGSIZE, 2 * self.cfg.max_message_bytes)
+        sock.setsockopt(zmq.RCVHWM, RCVHWM)
         auth = setup_server_curve(ctx, sock, self.cfg.curve_secret_key, self.cfg.curve_clients)
         self._sock = sock
         try:
@@ -515,40 +752,42 @@ class BridgeServer:
         per round trip than a poll-and-drain loop. With ``busy_poll`` the server first
         retries non-blocking receives for that long after each reply.
         """
-        sock, handle, monotonic = self._sock, self._handle, time.monotonic
-        sock.rcvtimeo = 100
+        handle, monotonic = self._handle, time.monotonic
+        self._sock.rcvtimeo = 100
         self._busy_poll_s = effective_busy_poll(self.cfg.busy_poll)
         if self._busy_poll_s != self.cfg.busy_poll:
             log.info("busy_poll off: this server may only run on one CPU")
         next_expire = monotonic() + 1.0
-        frames = None
+        request = None
         while not stop.is_set():
             # Spin only right after serving a request: an idle server blocks.
-            frames = self._busy_poll() if frames is not None and self._busy_poll_s else None
-            if frames is None:
+            request = self._busy_poll() if request is not None and self._busy_poll_s else None
+            if request is None:
                 try:
-                    frames = sock.recv_multipart()
+                    request = self._recv()
                 except zmq.Again:  # the 100 ms receive timeout: check stop and expiry
-                    frames = None
+                    request = None
             now = monotonic()
-            if frames is not None:
-                handle(frames, now)
+            if request is not None:
+                handle(*request, now)
             if now > next_expire:
                 self._expire(now)
                 next_expire = now + 1.0
 
-    def _busy_poll(self) -> list[bytes] | None:
+    def _busy_poll(self) -> tuple[bytes, bytes | None, int] | None:
         """Retry non-blocking receives for ``busy_poll`` seconds; None if nothing came."""
-        sock, clock = self._sock, time.perf_counter
+        recv, clock = self._recv, time.perf_counter
         end = clock() + self._busy_poll_s
         while True:
             try:
-                return sock.recv_multipart(zmq.NOBLOCK)
+                return recv(zmq.NOBLOCK)
             except zmq.Again:
                 if clock() > end:
                     return None
 
     def _run_realtime(self, stop: threading.Event) -> None:
+        """Tick every period on absolute deadlines; between ticks handle requests, but only
+        until the spin before the next deadline (whatever is still queued waits a tick)."""
         period, spin = self.period, self.cfg.spin
         deadline = time.monotonic() + period
         next_expire = deadline + 1.0
@@ -557,13 +796,17 @@ class BridgeServer:
             if remaining > spin:  # sleep in poll, handling messages as they come
                 ms = int((remaining - spin) * 1000)
                 if self._sock.poll(ms):
-                    self._drain(time.monotonic())
+                    self._drain(deadline - spin)
                 elif ms == 0:
                     time.sleep(remaining - spin)
                 continue
             while time.monotonic() < deadline:  # spin the last fraction of a millisecond
                 pass
-            self._tick(deadline)
+            slip = time.monotonic() - deadline
+            if slip > 1e-3:
+                self.stats.slips += 1
+            self.stats.max_slip_ms = max(self.stats.max_slip_ms, slip * 1e3)
+            self._safe_tick(deadline)
             deadline += period
             now = time.monotonic()
             if now > deadline:  # a tick overran a whole period: count it, re-anchor

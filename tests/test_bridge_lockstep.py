@@ -153,7 +153,7 @@ def test_bad_messages_get_error_replies_and_server_keeps_going(cartpole_server: 
             (lambda s: _enc(P.STEP, s, action=np.zeros(3)), ErrorCode.BAD_SHAPE),
             (lambda s: _enc(P.STEP, s, action={**f4, "shape": [1 << 40]}), ErrorCode.TOO_LARGE),
             (lambda s: b"\xdd\xff\xff\xff\xff", ErrorCode.TOO_LARGE),  # 4e9-element array
-            (lambda s: b"\x00" * (P.MAX_MESSAGE_BYTES + 10), ErrorCode.TOO_LARGE),
+            (lambda s: b"\x00" * (P.MAX_REQUEST_BYTES + 10), ErrorCode.TOO_LARGE),
             (lambda s: _enc(P.STEP, s, action=np.array([np.nan])), ErrorCode.NOT_FINITE),
             (lambda s: _enc(P.STEP, s, action=np.array([np.inf])), ErrorCode.NOT_FINITE),
             (lambda s: _enc(P.RESET, s, seed="seven"), ErrorCode.MALFORMED),

@@ -112,6 +112,12 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: str | None) 
     "a machine too slow to plan).",
 )
 @click.option("--quiet-status", is_flag=True, help="No live status line.")
+@click.option(
+    "--take-over",
+    is_flag=True,
+    help="Take control of a server another controller holds (its control lease); "
+    "without it such a server refuses this one.",
+)
 def control(
     bundle: str,
     endpoint: str,
@@ -131,6 +137,7 @@ def control(
     planner_rt_priority: int,
     policy_only: bool,
     quiet_status: bool,
+    take_over: bool,
 ) -> None:
     """Run BUNDLE at --rate against the bridge at --connect, never sending an action late."""
     from boom_control.control.factory import build_backend
@@ -157,7 +164,7 @@ def control(
         b = load_bundle(bundle)
     except (ValueError, BundleError) as err:
         raise click.UsageError(str(err)) from None
-    client = BridgeClient(endpoint, name="boom-control")
+    client = BridgeClient(endpoint, name="boom-control", take_over=take_over)
     try:
         info = client.connect()
         # Checked here (not only by the server) so the error names the differing entry.

@@ -48,6 +48,7 @@ from boom_control.control.clock import Ticker
 from boom_control.control.report import RunStats, StatusPrinter
 from boom_control.control.safety import SafetyGuard, neutral_action
 from boom_control.telemetry import TelemetryWriter, TickRecord
+from sim_bridge.protocol import ErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,9 @@ class Controller:
         self._record = record
         self._warm: tuple[int, PlanState] | None = None  # (tick planned at, next state)
         self._restarts = client.restarts
+        self._errors_seen = getattr(client, "error_count", 0)
+        self._episode: int | None = None  # the server's number of the running episode
+        self._error_codes: dict[str, int] = {}  # server error replies by code
         self._t0 = time.monotonic()
 
     # ------------------------------------------------------------------ planning
@@ -349,8 +353,11 @@ class Controller:
                 # A server that starts the next episode itself sends its first observation
                 # with the terminal one (control_obs); others send it on the next tick.
                 end, told = ob.terminated or ob.truncated, "next_obs" in ob.info
-                if prev_end or (end and told):
+                # a new number without an end seen here: another client reset the server
+                renumbered = ob.control_episode not in (None, self._episode)
+                if prev_end or (end and told) or (renumbered and self._episode is not None):
                     self._new_episode()
+                self._episode = ob.control_episode
                 prev_end = end and not told
             command, source, rec, missed = self._tick(k, start, ob, fresh, worker)
             send_deadline = start + (cfg.budget_ms + cfg.send_margin_ms) * 1e-3
@@ -369,6 +376,7 @@ class Controller:
                 self.trace.append((ob.control_obs.copy(), command.copy()))
             self._finish(rec, missed)
             self._recover(last_fresh_t)
+            self._server_errors()
             ticker.advance()
 
     def _catch_up(self, ticker: Ticker, start: float, last_seq: int, ob):
@@ -417,6 +425,22 @@ class Controller:
             self.stop_reason = f"no observation for {silent:.1f} s"
             self.stop_event.set()
 
+    def _server_errors(self) -> None:
+        """Errors the server sent back since the last tick: losing the control lease
+        stops the loop (another client now commands the robot); the rest are logged."""
+        count = getattr(self.client, "error_count", 0)
+        new, self._errors_seen = count - self._errors_seen, count
+        for err in self.client.errors[-new:] if new > 0 else ():
+            if err.code == ErrorCode.LEASE_HELD:
+                self.stop_reason = "another client controls the server (lease_held)"
+                self.stop_event.set()
+                log.warning("control: %s", err.message)
+            elif err.code == ErrorCode.STALE_EPISODE:
+                log.info("control: %s", err.message)
+            elif err.code not in self._error_codes:  # the first of each kind
+                log.warning("control: the server refused an action: %s", err)
+            self._error_codes[err.code] = self._error_codes.get(err.code, 0) + 1
+
     def run(self) -> dict:
         """Run until the duration / tick limit / :attr:`stop_event`; returns the summary.
 
@@ -455,6 +479,7 @@ class Controller:
             self.status.done()
             summary = {**self.stats.summary(), "alarms": dict(self.guard.alarms)}
             summary["stop_reason"] = self.stop_reason or "done"
+            summary["server_errors"] = dict(self._error_codes)
             if self.telemetry is not None:
                 self.telemetry.close(summary)
         return summary
