@@ -140,6 +140,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kwargs", default="{}", help="JSON keyword arguments for gym.make")
     parser.add_argument("--on-late", choices=("hold", "damp"), default="hold")
     parser.add_argument("--watchdog", type=int, default=10)
+    parser.add_argument(
+        "--lease-timeout",
+        type=float,
+        default=None,
+        help="seconds of silence before another client may take control (0: no lease; "
+        "default: 1 in real time, none in lockstep)",
+    )
+    parser.add_argument("--max-clients", type=int, default=32, help="clients admitted at once")
     parser.add_argument("--allow-remote", action="store_true")
     parser.add_argument("--curve-secret-key")
     parser.add_argument("--curve-clients")
@@ -153,6 +161,8 @@ def main(argv: list[str] | None = None) -> None:
         on_late=args.on_late,
         watchdog_periods=args.watchdog,
         allow_remote=args.allow_remote,
+        lease_timeout=args.lease_timeout,
+        max_clients=args.max_clients,
         curve_secret_key=args.curve_secret_key,
         curve_clients=args.curve_clients,
         name="gym-server",

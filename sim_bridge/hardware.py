@@ -172,6 +172,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("driver", help="driver class as module:Class (built with no arguments)")
     parser.add_argument("--bind", default="tcp://127.0.0.1:5556")
     parser.add_argument("--watchdog", type=int, default=5)
+    parser.add_argument(
+        "--lease-timeout",
+        type=float,
+        default=None,
+        help="seconds of silence before another client may take control (0: no lease; "
+        "default: 1 in real time, none in lockstep)",
+    )
+    parser.add_argument("--max-clients", type=int, default=32, help="clients admitted at once")
     parser.add_argument("--allow-remote", action="store_true")
     parser.add_argument("--curve-secret-key")
     parser.add_argument("--curve-clients")
@@ -187,6 +195,8 @@ def main(argv: list[str] | None = None) -> None:
         on_late="hold",
         watchdog_periods=args.watchdog,
         allow_remote=args.allow_remote,
+        lease_timeout=args.lease_timeout,
+        max_clients=args.max_clients,
         curve_secret_key=args.curve_secret_key,
         curve_clients=args.curve_clients,
         name=f"robot:{driver.name}",

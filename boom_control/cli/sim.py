@@ -76,6 +76,21 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
     help="Pin the server to these CPUs, e.g. 0. A lockstep server and its client on one "
     "shared CPU hand over without cross-CPU wake-ups (busy polling is then off).",
 )
+@click.option(
+    "--lease-timeout",
+    type=click.FloatRange(0.0),
+    default=None,
+    help="Seconds of silence after which another client may take control (the control "
+    "lease); 0: no lease, any client may reset and act. [default: 1 in real time, "
+    "no lease in lockstep]",
+)
+@click.option(
+    "--max-clients",
+    type=click.IntRange(1),
+    default=32,
+    show_default=True,
+    help="Clients admitted at once; a hello past it gets a busy error.",
+)
 @click.option("--allow-remote", is_flag=True, help="Allow binding a non-loopback interface.")
 @click.option(
     "--curve-secret-key",
@@ -104,6 +119,8 @@ def sim(
     on_late: str,
     watchdog: int | None,
     cpus: tuple[int, ...] | None,
+    lease_timeout: float | None,
+    max_clients: int,
     allow_remote: bool,
     curve_secret_key: str | None,
     curve_clients: str | None,
@@ -136,6 +153,8 @@ def sim(
             curve_secret_key=curve_secret_key,
             curve_clients=curve_clients,
             busy_poll=busy_poll,
+            lease_timeout=lease_timeout,
+            max_clients=max_clients,
         )
         check_bind(endpoint, allow_remote)
     except (ValueError, BridgeSecurityError) as err:
