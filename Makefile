@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 DEMO_ARGS ?=
 
-.PHONY: setup offscreen-gl demo test test-fast lint format bench clean
+.PHONY: setup offscreen-gl demo test test-fast lint format bench fuzz clean
 
 setup: $(STAMP)
 
@@ -53,6 +53,11 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# Coverage-guided fuzzing of the bridge's decoder: make fuzz FUZZ_RUNS=1000000
+FUZZ_RUNS ?= 100000
+fuzz: $(STAMP)
+	$(PY) tests/fuzz_codec.py -runs=$(FUZZ_RUNS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/env_speed.py --out benchmarks/results/env_speed.json

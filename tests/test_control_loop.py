@@ -19,7 +19,7 @@ from boom_control.control.loop import SEND_GUARD_S, Controller, LoopConfig
 from boom_control.envs import make_env
 from boom_control.telemetry import TelemetryWriter, read_telemetry
 from export import load_bundle
-from sim_bridge.client import BridgeClient
+from sim_bridge.client import BridgeClient, RemoteError
 from sim_bridge.server import ServerConfig
 from sim_bridge.sim_server import SimBackend
 from sim_bridge.testing import ServerProcess, free_tcp_endpoint, server_thread
@@ -489,3 +489,63 @@ def test_policy_only_sends_the_policy_and_never_plans(tiny_bundle, tmp_path):
     skipped = sum(t.action_source == "skipped" for t in log.ticks)
     assert "plan misses 0;" in report.output and "the policy alone (ms)" in report.output
     assert f"fallback rate {skipped / len(log.ticks):.1%}" in report.output
+
+
+def _control_in_thread(bundle, endpoint: str):
+    """A controller of ``bundle`` running against ``endpoint`` in a thread."""
+    backend = build_backend(bundle, "torch", "cpu", threads=1)
+    client = BridgeClient(endpoint, timeout=2.0)
+    client.connect()
+    loop = Controller(backend, client, _loop_config(None, stale_stop_s=30.0), status=None)
+    out: dict = {}
+    thread = threading.Thread(target=lambda: out.update(loop.run()))
+    thread.start()
+    return client, loop, thread, out
+
+
+def test_controller_follows_a_reset_it_did_not_ask_for(tiny_bundle):
+    """With the lease off, an operator resets the running sim: the simulator holds still
+    until the new episode's first action, so it only ticks on if the controller acts on
+    the pushed first observation (the episode number it names must be the new one)."""
+    bundle = load_bundle(tiny_bundle)
+    endpoint = free_tcp_endpoint()
+    args = [*_sim_args(bundle.task_id, endpoint), "--lease-timeout", "0"]
+    with ServerProcess(args, endpoint), BridgeClient(endpoint, mode="realtime") as operator:
+        client, loop, thread, out = _control_in_thread(bundle, endpoint)
+        try:
+            time.sleep(1.5)
+            first = operator.reset(seed=5)
+            before = operator.heartbeat()["stats"]
+            time.sleep(1.5)
+            after = operator.heartbeat()["stats"]
+        finally:
+            loop.stop_event.set()
+            thread.join(10.0)
+            client.close()
+    assert after["episodes"] >= before["episodes"] >= 2
+    assert after["ticks"] - before["ticks"] >= 25  # ~75 at 50 Hz; 0 if the loop froze
+    assert loop._episode is not None and loop._episode >= first.control_episode
+    assert out["stop_reason"] == "stopped"
+
+
+def test_controller_stops_when_another_client_takes_over(tiny_bundle):
+    bundle = load_bundle(tiny_bundle)
+    endpoint = free_tcp_endpoint()
+    with (
+        ServerProcess(_sim_args(bundle.task_id, endpoint), endpoint),
+        BridgeClient(endpoint, mode="realtime") as operator,
+    ):
+        client, loop, thread, out = _control_in_thread(bundle, endpoint)
+        try:
+            time.sleep(1.5)
+            with pytest.raises(RemoteError) as err:  # the controller holds the lease
+                operator.reset(seed=5)
+            assert err.value.code == "lease_held"
+            operator.reset(seed=5, take_over=True)
+            thread.join(10.0)
+        finally:
+            loop.stop_event.set()
+            thread.join(10.0)
+            client.close()
+    assert out["stop_reason"] == "another client controls the server (lease_held)"
+    assert out["server_errors"]["lease_held"] >= 1
