@@ -155,18 +155,21 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     for module in args.imports:
         importlib.import_module(module)
-    config = ServerConfig(
-        endpoint=args.bind,
-        mode=args.mode,
-        on_late=args.on_late,
-        watchdog_periods=args.watchdog,
-        allow_remote=args.allow_remote,
-        lease_timeout=args.lease_timeout,
-        max_clients=args.max_clients,
-        curve_secret_key=args.curve_secret_key,
-        curve_clients=args.curve_clients,
-        name="gym-server",
-    )
+    try:
+        config = ServerConfig(
+            endpoint=args.bind,
+            mode=args.mode,
+            on_late=args.on_late,
+            watchdog_periods=args.watchdog,
+            allow_remote=args.allow_remote,
+            lease_timeout=args.lease_timeout,
+            max_clients=args.max_clients,
+            curve_secret_key=args.curve_secret_key,
+            curve_clients=args.curve_clients,
+            name="gym-server",
+        )
+    except ValueError as err:  # a setting out of range
+        parser.error(str(err))
     backend = GymBackend(args.env_id, seed=args.seed, **json.loads(args.kwargs))
     BridgeServer(backend, config).serve()
 

@@ -158,7 +158,9 @@ def load_driver(spec: str) -> RobotDriver:
     except ImportError as err:
         raise ValueError(f"cannot import driver module {module_name!r}: {err}") from None
     cls = getattr(module, cls_name, None)
-    if not (isinstance(cls, type) and issubclass(cls, RobotDriver)):
+    # the package's class, also when this file runs as __main__ (python -m ...)
+    base = importlib.import_module("sim_bridge.hardware").RobotDriver
+    if not (isinstance(cls, type) and issubclass(cls, base)):
         raise ValueError(
             f"{spec!r} is not a RobotDriver subclass "
             "(see sim_bridge/drivers/template.py for writing one)"
@@ -189,18 +191,21 @@ def main(argv: list[str] | None = None) -> None:
         driver = load_driver(args.driver)
     except ValueError as err:
         parser.error(str(err))
-    config = ServerConfig(
-        endpoint=args.bind,
-        mode="realtime",
-        on_late="hold",
-        watchdog_periods=args.watchdog,
-        allow_remote=args.allow_remote,
-        lease_timeout=args.lease_timeout,
-        max_clients=args.max_clients,
-        curve_secret_key=args.curve_secret_key,
-        curve_clients=args.curve_clients,
-        name=f"robot:{driver.name}",
-    )
+    try:
+        config = ServerConfig(
+            endpoint=args.bind,
+            mode="realtime",
+            on_late="hold",
+            watchdog_periods=args.watchdog,
+            allow_remote=args.allow_remote,
+            lease_timeout=args.lease_timeout,
+            max_clients=args.max_clients,
+            curve_secret_key=args.curve_secret_key,
+            curve_clients=args.curve_clients,
+            name=f"robot:{driver.name}",
+        )
+    except ValueError as err:  # a setting out of range
+        parser.error(str(err))
     serve_driver(driver, config)
 
 
