@@ -23,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 
 from sim_bridge.protocol import affine_action_mapping, contract_hash
-from sim_bridge.server import MODES, BridgeServer, ServerConfig
+from sim_bridge.server import MODES, BridgeServer, ServerConfig, add_admission_arguments
 
 
 def _contract(space: gym.Space) -> dict[str, Any]:
@@ -140,14 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kwargs", default="{}", help="JSON keyword arguments for gym.make")
     parser.add_argument("--on-late", choices=("hold", "damp"), default="hold")
     parser.add_argument("--watchdog", type=int, default=10)
-    parser.add_argument(
-        "--lease-timeout",
-        type=float,
-        default=None,
-        help="seconds of silence before another client may take control (0: no lease; "
-        "default: 1 in real time, none in lockstep)",
-    )
-    parser.add_argument("--max-clients", type=int, default=32, help="clients admitted at once")
+    add_admission_arguments(parser)
     parser.add_argument("--allow-remote", action="store_true")
     parser.add_argument("--curve-secret-key")
     parser.add_argument("--curve-clients")

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from sim_bridge.protocol import affine_action_mapping, contract_hash
-from sim_bridge.server import BridgeServer, ServerConfig
+from sim_bridge.server import BridgeServer, ServerConfig, add_admission_arguments
 
 
 class RobotDriver(abc.ABC):
@@ -174,14 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("driver", help="driver class as module:Class (built with no arguments)")
     parser.add_argument("--bind", default="tcp://127.0.0.1:5556")
     parser.add_argument("--watchdog", type=int, default=5)
-    parser.add_argument(
-        "--lease-timeout",
-        type=float,
-        default=None,
-        help="seconds of silence before another client may take control (0: no lease; "
-        "default: 1 in real time, none in lockstep)",
-    )
-    parser.add_argument("--max-clients", type=int, default=32, help="clients admitted at once")
+    add_admission_arguments(parser)
     parser.add_argument("--allow-remote", action="store_true")
     parser.add_argument("--curve-secret-key")
     parser.add_argument("--curve-clients")

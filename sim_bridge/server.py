@@ -161,6 +161,19 @@ class ServerConfig:
         return 1.0 if self.mode == "realtime" else 0.0
 
 
+def add_admission_arguments(parser: Any) -> None:
+    """``--lease-timeout`` and ``--max-clients`` on an argparse parser (the stand-alone
+    servers' command lines)."""
+    parser.add_argument(
+        "--lease-timeout",
+        type=float,
+        default=None,
+        help="seconds of silence before another client may take control (0: no lease; "
+        "default: 1 in real time, none in lockstep)",
+    )
+    parser.add_argument("--max-clients", type=int, default=32, help="clients admitted at once")
+
+
 @dataclass
 class ServerStats:
     """Counters reported in heartbeat replies."""
