@@ -100,6 +100,21 @@ def _write_parts(
     return listing
 
 
+def _served(spec: Any) -> dict[str, Any]:
+    """``{"served": {...}}`` for a task trained over the sim bridge (where it was served
+    and by what), so users of the bundle learn to serve it again; ``{}`` otherwise."""
+    extras = spec.extras
+    if "endpoint" not in extras:
+        return {}
+    return {
+        "served": {
+            "endpoint": str(extras["endpoint"]),
+            "server": str(extras.get("server")),
+            "instances": extras.get("instances"),
+        }
+    }
+
+
 def _versions() -> dict[str, str]:
     import onnx
     import onnxruntime
@@ -194,6 +209,7 @@ def export_bundle(
                 **spec.summary(),
                 "observation_contract": spec.contract.to_json(),
                 "action_mapping": spec.action_mapping.to_json(),
+                **_served(spec),
             },
             "model": {
                 "preset": preset,

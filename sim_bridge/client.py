@@ -12,13 +12,22 @@ Every reconnection is counted in :attr:`BridgeClient.reconnects`, every server r
 Real time: :meth:`send_action` never waits; :meth:`latest_observation` drains whatever the
 server pushed and returns the newest observation (with its sequence, tick and age).
 
+Sessions: every hello names this client's random ``client_id``, so a reconnection on a new
+socket gets the same session (and simulation) back. A lockstep client keeps its session
+alive while its user is busy elsewhere (a long plan, a compile, a batch of updates): a
+background thread sends a heartbeat whenever no request went out for a quarter of the
+server's ``client_timeout`` (``keepalive``).
+
 No boom_control import: the controller and external tools can use it as is.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
+import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +54,12 @@ class HandshakeError(BridgeError):
 
 
 class EpisodeLost(BridgeError):
-    """A step could not be completed: the server restarted or went silent mid-episode."""
+    """A step could not be completed: the server restarted, forgot this client, or went
+    silent mid-episode. ``reason`` says which, in words."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class RemoteError(BridgeError):
@@ -138,6 +152,24 @@ def _int_or(value: Any, default: int) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
+def _keep_alive(ref: weakref.ref, closing: threading.Event) -> None:
+    """The keep-alive thread of a :class:`BridgeClient` (held weakly: a client dropped
+    without ``close`` stops it, and its session expires as it should)."""
+    while True:
+        client = ref()
+        if client is None:
+            return
+        pause = client.keepalive_period / 4.0
+        del client
+        if closing.wait(pause):
+            return
+        client = ref()
+        if client is None:
+            return
+        client._beat()
+        del client
+
+
 _NOT_OBS = {"v", "type", "seq", "t", "re", "sid", "obs", "reward", "terminated", "truncated"}
 
 
@@ -154,6 +186,8 @@ class BridgeClient:
         curve_server_key / curve_client_cert: certificate files enabling CURVE.
         take_over: every ``reset`` takes the server's control lease from whichever client
             holds it (a server with a lease admits one controlling client at a time).
+        keepalive: lockstep, send heartbeats from a background thread while no request
+            goes out, so the server never forgets a client that is only busy.
         spin: seconds spent retrying non-blocking receives for a lockstep reply before
             blocking (0: block at once). The reply to a step usually comes within a few
             hundred microseconds; spinning for it saves this process a wake-up from
@@ -175,9 +209,12 @@ class BridgeClient:
         max_message_bytes: int = P.MAX_MESSAGE_BYTES,
         spin: float = 0.0,
         take_over: bool = False,
+        keepalive: bool = True,
     ) -> None:
         if not 0.0 <= spin <= 1.0:
             raise ValueError(f"spin must be in [0, 1] seconds, got {spin!r}")
+        self.keepalive = keepalive
+        self.client_id = secrets.randbits(62)
         self.endpoint = endpoint
         self.spin = spin
         self.take_over = take_over
@@ -201,6 +238,12 @@ class BridgeClient:
         self.stale = 0
         self.errors: list[RemoteError] = []  # asynchronous (real-time) error replies
         self.error_count = 0  # how many were ever received (``errors`` keeps the last 100)
+        self.heartbeats = 0  # keep-alive heartbeats sent by the background thread
+        self._lock = threading.RLock()  # one user of the socket at a time (keep-alive)
+        self._last_sent = time.monotonic()
+        self._keeper: threading.Thread | None = None
+        self._closing = threading.Event()
+        self._resumed = False  # whether the latest hello got this client's session back
 
     # ---- socket and handshake -----------------------------------------------------------
     @property
@@ -223,13 +266,16 @@ class BridgeClient:
     def _send(self, msg_type: str, **body: Any) -> int:
         self._seq += 1
         self._sock.send(self.codec.encode(msg_type, self._seq, **body))
+        self._last_sent = time.monotonic()
         return self._seq
 
     def _hello_body(self) -> dict[str, Any]:
-        return {"client": self._name, **{k: v for k, v in self._want.items() if v is not None}}
+        wanted = {k: v for k, v in self._want.items() if v is not None}
+        return {"client": self._name, "client_id": self.client_id, **wanted}
 
     def _accept_hello(self, msg: dict[str, Any]) -> ServerInfo:
         info = ServerInfo.from_hello(msg)
+        self._resumed = bool(msg.get("resumed"))
         old = self._info
         if old is not None:
             if (info.task_id, info.contract_hash, info.obs_dim, info.action_dim) != (
@@ -314,9 +360,45 @@ class BridgeClient:
         return msg
 
     def connect(self) -> ServerInfo:
-        """Open the socket and do the handshake (retrying ``retries`` times)."""
-        self._reconnect(first=True)
+        """Open the socket and do the handshake (retrying ``retries`` times); a lockstep
+        client with ``keepalive`` then starts its heartbeat thread."""
+        with self._lock:
+            self._reconnect(first=True)
+        if self.keepalive and self.info.mode == "lockstep" and self._keeper is None:
+            self._keeper = threading.Thread(
+                target=_keep_alive,
+                args=(weakref.ref(self), self._closing),
+                name="bridge-keepalive",
+                daemon=True,
+            )
+            self._keeper.start()
         return self.info
+
+    @property
+    def keepalive_period(self) -> float:
+        """Seconds without a request after which the keep-alive thread sends a heartbeat:
+        a quarter of the server's ``client_timeout`` (10 s when it does not say)."""
+        timeout = self._info.raw.get("client_timeout") if self._info is not None else None
+        timeout = timeout if isinstance(timeout, (int, float)) and timeout > 0 else 10.0
+        return max(0.02, float(timeout) / 4.0)
+
+    def _beat(self) -> None:
+        """One keep-alive heartbeat if the socket was quiet for :attr:`keepalive_period`;
+        skipped while the owner is using the socket (then the session is alive anyway)."""
+        if time.monotonic() - self._last_sent < self.keepalive_period:
+            return
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            if self._sock is None or self._closing.is_set():
+                return
+            seq = self._send(P.HEARTBEAT)
+            self.heartbeats += 1
+            self._wait(seq, self.timeout)  # its reply, or nothing (the owner recovers)
+        except Exception as err:  # never take the owner's process down
+            log.debug("bridge: keep-alive heartbeat failed: %s", err)
+        finally:
+            self._lock.release()
 
     def _reconnect(self, first: bool = False) -> None:
         for attempt in range(self.retries + 1):
@@ -355,26 +437,53 @@ class BridgeClient:
 
     # ---- lockstep requests --------------------------------------------------------------
     def request(self, msg_type: str, idempotent: bool = True, **body: Any) -> dict[str, Any]:
-        """Send one request and return its reply (lazy pirate on timeout)."""
+        """Send one request and return its reply (lazy pirate on timeout).
+
+        Raises:
+            RemoteError: the server answered with an error.
+            EpisodeLost: a non-idempotent request (a step) could not be completed; the
+                connection is back, the episode is not (reset to go on).
+            BridgeTimeout: no answer, reconnections included.
+        """
         if self._sock is None:
             self.connect()
-        for _ in range(self.retries + 1):
-            seq = self._send(msg_type, **body)
-            reply = self._wait(seq, self.timeout)
-            if reply is not None and reply["type"] == P.ERROR:
-                if reply.get("code") != ErrorCode.HELLO_REQUIRED:
-                    raise RemoteError(str(reply.get("code")), str(reply.get("message")))
-            elif reply is not None:
-                if reply.get("sid") != self.info.session:  # answered by a restarted server
-                    self._accept_hello({**self.info.raw, "session": reply.get("sid")})
-                return reply
-            self._reconnect()
-            if not idempotent:
-                raise EpisodeLost(
-                    f"{msg_type} to {self.endpoint} got no answer; the server "
-                    f"was reconnected ({self.restarts} restarts); reset to go on"
-                )
-        raise BridgeTimeout(f"{msg_type} to {self.endpoint}: no answer after reconnecting")
+        with self._lock:
+            for _ in range(self.retries + 1):
+                seq = self._send(msg_type, **body)
+                reply = self._wait(seq, self.timeout)
+                if reply is not None and reply["type"] == P.ERROR:
+                    if reply.get("code") != ErrorCode.HELLO_REQUIRED:
+                        raise RemoteError(str(reply.get("code")), str(reply.get("message")))
+                    forgotten = True
+                elif reply is not None:
+                    if reply.get("sid") != self.info.session:  # answered by a restarted server
+                        self._accept_hello({**self.info.raw, "session": reply.get("sid")})
+                    return reply
+                else:
+                    forgotten = False
+                session, restarts = self.info.session, self.restarts
+                self._reconnect()
+                if not idempotent:
+                    reason = self._lost_reason(forgotten, session, restarts)
+                    raise EpisodeLost(
+                        f"{msg_type} to {self.endpoint} failed: {reason}; reconnected "
+                        f"({self.reconnects} reconnections, {self.restarts} server restarts); "
+                        "reset to go on",
+                        reason,
+                    )
+            raise BridgeTimeout(f"{msg_type} to {self.endpoint}: no answer after reconnecting")
+
+    def _lost_reason(self, forgotten: bool, session: int, restarts: int) -> str:
+        """Why a step was lost, in words, from what the reconnection found."""
+        if self.restarts > restarts or self.info.session != session:
+            return "the server restarted (its episodes are gone)"
+        if forgotten:
+            timeout = self.info.raw.get("client_timeout", "?")
+            return (
+                f"the server had forgotten this client (nothing sent for more than its "
+                f"client_timeout of {timeout} s)"
+            )
+        return f"no answer within {self.timeout:g} s (the step may or may not have been applied)"
 
     def _to_observation(self, msg: dict[str, Any]) -> Observation:
         obs = self.codec.read_array(msg, "obs", shape=(self.info.obs_dim,), dtypes=("<f4",))
@@ -492,16 +601,21 @@ class BridgeClient:
             self._send(P.HELLO, **self._hello_body())
 
     def close(self) -> None:
-        """Say goodbye (best effort) and release the socket."""
-        if self._sock is not None:
-            try:
-                if self._info is not None:
-                    self._send(P.CLOSE)
-            except zmq.ZMQError:
-                pass
-            self._sock.close(0)
-            self._sock = None
-        self._ctx.term()
+        """Stop the keep-alive thread, say goodbye (best effort) and release the socket."""
+        self._closing.set()
+        if self._keeper is not None:
+            self._keeper.join(timeout=self.timeout + 1.0)
+            self._keeper = None
+        with self._lock:
+            if self._sock is not None:
+                try:
+                    if self._info is not None:
+                        self._send(P.CLOSE)
+                except zmq.ZMQError:
+                    pass
+                self._sock.close(0)
+                self._sock = None
+            self._ctx.term()
 
     def __enter__(self) -> BridgeClient:
         self.connect()

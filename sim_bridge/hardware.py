@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
             allow_remote=args.allow_remote,
             lease_timeout=args.lease_timeout,
             max_clients=args.max_clients,
+            client_timeout=args.client_timeout,
             curve_secret_key=args.curve_secret_key,
             curve_clients=args.curve_clients,
             name=f"robot:{driver.name}",

@@ -76,6 +76,7 @@ class ErrorCode:
     ESTOPPED = "estopped"
     BACKEND = "backend"  # the simulator or driver raised
     BUSY = "busy"  # the server admits no more clients
+    FULL = "full"  # every simulation of a lockstep server is in use (see max_instances)
     LEASE_HELD = "lease_held"  # another client holds the control lease (see take_over)
     STALE_EPISODE = "stale_episode"  # the action named an episode that is over
     INTERNAL = "internal"  # the server failed on this message; it goes on serving

@@ -5,9 +5,14 @@
 observation contract, action mapping) comes from the server's handshake; the contract hash
 is checked against its JSON and, when ``contract_hash`` is given, against that.
 
-If the server restarts mid-episode, the client reconnects (see ``sim_bridge.client``) and
-the interrupted step returns ``truncated=True`` with ``info["episode_lost"] = True`` (the
-last observation repeated, reward 0); ``on_restart="raise"`` raises instead.
+Every ``RemoteEnv`` is a session of its own on the server, with its own simulation (see
+``sim_bridge.pool``); ``spec.extras["instances"]`` says how many the server hosts at once.
+The client library keeps the session alive with heartbeats while the caller is busy.
+
+If a step is lost (the server restarted, forgot this client, or did not answer), the client
+reconnects (see ``sim_bridge.client``) and the step raises
+:class:`~boom_control.envs.base.EpisodeLostError` naming what happened; nothing is made up
+for it. Reset to go on.
 """
 
 from __future__ import annotations
@@ -16,7 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from boom_control.envs.base import ActionError, ActionMapping, Env, EnvSpec, TaskError
+from boom_control.envs.base import (
+    ActionError,
+    ActionMapping,
+    Env,
+    EnvSpec,
+    EpisodeLostError,
+    TaskError,
+)
 from boom_control.envs.contract import ObservationContract
 from sim_bridge.client import BridgeClient, EpisodeLost, HandshakeError, RemoteError
 from sim_bridge.protocol import ErrorCode
@@ -47,9 +59,10 @@ class RemoteEnv(Env):
         retries: reconnection attempts before giving up.
         contract_hash: refuse a server whose observation contract differs.
         task: refuse a server serving another task.
-        on_restart: ``truncate`` (default) or ``raise`` when an episode is lost.
         spin: seconds the client spins for each reply before blocking (see
             :class:`~sim_bridge.client.BridgeClient`).
+        episode_length: end episodes (truncated) after this many steps, when fewer than
+            the server's own episode length (e.g. short episodes for a smoke run).
     """
 
     def __init__(
@@ -60,13 +73,15 @@ class RemoteEnv(Env):
         retries: int = 5,
         contract_hash: str | None = None,
         task: str | None = None,
-        on_restart: str = "truncate",
         curve_server_key: str | None = None,
         curve_client_cert: str | None = None,
         spin: float = 0.0,
+        episode_length: int | None = None,
     ) -> None:
-        if on_restart not in ("truncate", "raise"):
-            raise TaskError(f"on_restart must be 'truncate' or 'raise', got {on_restart!r}")
+        if episode_length is not None and (
+            not isinstance(episode_length, int) or episode_length < 1
+        ):
+            raise TaskError(f"episode_length must be a positive integer, got {episode_length!r}")
         self.client = BridgeClient(
             name,
             timeout=timeout,
@@ -100,19 +115,22 @@ class RemoteEnv(Env):
                 obs_dim=info.obs_dim,
                 action_dim=info.action_dim,
                 control_period=info.control_period,
-                episode_length=int(raw["episode_length"]),
+                episode_length=min(int(raw["episode_length"]), episode_length or 2**62),
                 contract=contract,
                 action_mapping=_mapping(raw.get("action_mapping"), info.action_dim),
                 physics_dt=float(raw.get("physics_dt", info.control_period)),
                 substeps=int(raw.get("substeps", 1)),
                 terminates=bool(raw.get("terminates")),
                 success_return=raw.get("success_return"),
-                extras={"endpoint": name, "server": raw.get("server"), "mode": info.mode},
+                extras={
+                    "endpoint": name,
+                    "server": raw.get("server"),
+                    "mode": info.mode,
+                    "instances": int(raw.get("instances", 1)),
+                },
             )
         )
         self._first_seed = seed
-        self._raise_on_restart = on_restart == "raise"
-        self._last_obs = np.zeros(info.obs_dim, dtype=np.float32)
 
     @property
     def reconnects(self) -> int:
@@ -130,27 +148,32 @@ class RemoteEnv(Env):
         else:
             self._first_seed = None
         before = self.client.reconnects
-        ob = self.client.reset(seed)
-        self._last_obs = ob.obs
+        try:
+            ob = self.client.reset(seed)
+        except RemoteError as err:
+            if err.code == ErrorCode.FULL:
+                raise TaskError(f"zmq:{self.client.endpoint}: {err.message}") from None
+            raise
         return ob.obs.copy(), {"reconnected": self.client.reconnects > before}
 
     def _step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, dict[str, Any]]:
         try:
             ob = self.client.step(action)
-        except EpisodeLost:
-            if self._raise_on_restart:
-                raise
-            return self._last_obs.copy(), 0.0, False, {"reconnected": True, "episode_lost": True}
+        except EpisodeLost as err:
+            self._needs_reset = True
+            raise EpisodeLostError(
+                f"zmq:{self.client.endpoint}: episode lost at step {self.elapsed_steps + 1}: "
+                f"{err.reason or err}"
+            ) from None
         except RemoteError as err:
             if err.code in (ErrorCode.BAD_SHAPE, ErrorCode.NOT_FINITE):
                 raise ActionError(str(err)) from None
             raise
-        self._last_obs = ob.obs
         return ob.obs.copy(), ob.reward, ob.terminated, {"server_truncated": ob.truncated}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = super().step(action)
-        if info.get("episode_lost") or info.get("server_truncated"):
+        if info.get("server_truncated"):
             truncated = not terminated
             self._needs_reset = True
         return obs, reward, terminated, truncated, info

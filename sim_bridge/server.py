@@ -8,7 +8,9 @@ them.
 Modes:
 
 * ``lockstep``: each ``step`` request advances one control step and is answered with the
-  observation. Deterministic.
+  observation. Deterministic. Every client gets a simulation of its own at its first
+  ``reset`` (see :mod:`sim_bridge.pool`; ``max_instances`` at once, a ``full`` error past
+  it), so a trainer, its evaluation workers and other users never share an episode.
 * ``realtime``: after a ``reset`` the backend advances every ``control_period`` seconds of
   wall time (monotonic clock, absolute deadlines, sleep then spin). Clients send ``action``
   messages whenever they like; each tick applies the newest one. A tick with no new action
@@ -38,6 +40,11 @@ with every such message and its heartbeats, and gives it up with ``close``; afte
 ``lease_timeout`` seconds of silence any client may take it, and ``take_over=true`` on a
 ``reset`` takes it at once. Others may connect and observe; ``estop`` is always accepted.
 
+Sessions: a client is forgotten (its simulation given back, its lease released) after
+``client_timeout`` seconds without a message; the client library sends heartbeats while
+its user is busy elsewhere. A client that reconnects on a new socket names its
+``client_id`` in its hello and gets its session back (its simulation and its lease).
+
 This module does not import boom_control (the Gymnasium adapter runs it stand-alone).
 """
 
@@ -50,6 +57,7 @@ import secrets
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -58,6 +66,7 @@ import zmq
 
 from sim_bridge import protocol as P
 from sim_bridge.peers import Peer, PeerLimits, PeerTable
+from sim_bridge.pool import InstancePool
 from sim_bridge.protocol import ErrorCode, ProtocolError, quote
 from sim_bridge.transport import check_bind, setup_server_curve
 
@@ -116,6 +125,9 @@ class ServerConfig:
     curve_secret_key: str | None = None  # server certificate (secret) enabling CURVE
     curve_clients: str | None = None  # directory of authorised client public certificates
     client_timeout: float = 10.0  # seconds of silence before a client is forgotten
+    # lockstep: simulations alive at once, one per client session (with a backend factory;
+    # a server without one has a single simulation)
+    max_instances: int = 8
     max_message_bytes: int = P.MAX_REQUEST_BYTES  # larger frames get a too_large reply
     max_clients: int = 32  # clients admitted at once (hello past it: a busy error)
     # control lease: seconds of silence after which another client may take control;
@@ -143,6 +155,12 @@ class ServerConfig:
             raise ValueError(f"busy_poll must be in [0, 1] seconds, got {self.busy_poll!r}")
         if self.max_clients < 1:
             raise ValueError("max_clients must be >= 1")
+        if self.max_instances < 1:
+            raise ValueError(f"max_instances must be >= 1, got {self.max_instances!r}")
+        if not 0.1 <= self.client_timeout <= 86400.0:
+            raise ValueError(
+                f"client_timeout must be in [0.1, 86400] seconds, got {self.client_timeout!r}"
+            )
         if self.lease_timeout is not None and self.lease_timeout < 0:
             raise ValueError(f"lease_timeout must be >= 0, got {self.lease_timeout!r}")
         if self.peer_rate < 0:
@@ -162,8 +180,8 @@ class ServerConfig:
 
 
 def add_admission_arguments(parser: Any) -> None:
-    """``--lease-timeout`` and ``--max-clients`` on an argparse parser (the stand-alone
-    servers' command lines)."""
+    """``--lease-timeout``, ``--max-clients`` and ``--client-timeout`` on an argparse
+    parser (the stand-alone servers' command lines)."""
     parser.add_argument(
         "--lease-timeout",
         type=float,
@@ -172,6 +190,13 @@ def add_admission_arguments(parser: Any) -> None:
         "default: 1 in real time, none in lockstep)",
     )
     parser.add_argument("--max-clients", type=int, default=32, help="clients admitted at once")
+    parser.add_argument(
+        "--client-timeout",
+        type=float,
+        default=10.0,
+        help="seconds without a message before a client is forgotten and its simulation "
+        "given back (clients of the bridge library send heartbeats while busy; default: 10)",
+    )
 
 
 @dataclass
@@ -193,6 +218,8 @@ class ServerStats:
     faults: int = 0  # unexpected exceptions in a handler or a tick (the server went on)
     busy: int = 0  # hellos refused because max_clients were connected
     lease_refused: int = 0  # reset/step/action refused: another client held the lease
+    full: int = 0  # lockstep resets refused because every simulation was in use
+    resumed: int = 0  # sessions taken over by their client's new connection (client_id)
     takeovers: int = 0  # leases taken from a live owner with take_over
     slips: int = 0  # realtime ticks started more than 1 ms after their deadline
     max_slip_ms: float = 0.0  # the latest start of a tick after its deadline
@@ -204,6 +231,9 @@ class _Client:
     last_seen: float
     realtime: bool = False
     told_episode: int = -1  # the episode a stale_episode error last named to this client
+    key: int | None = None  # the client_id it named in its hello (to resume the session)
+    backend: Any = None  # lockstep: its own simulation, from the first reset on
+    needs_reset: bool = True  # lockstep: its episode is over (or never started)
 
 
 @dataclass
@@ -221,12 +251,30 @@ class _RealtimeState:
 
 
 class BridgeServer:
-    """Serves one backend; :meth:`run` blocks until ``stop`` is set."""
+    """Serves a backend; :meth:`run` blocks until ``stop`` is set.
 
-    def __init__(self, backend: Backend, config: ServerConfig) -> None:
+    Args:
+        backend: the simulation (real time: the only one; lockstep: the first client's).
+        config: how to listen and behave.
+        make_backend: builds another simulation like ``backend`` for each further lockstep
+            client (up to ``config.max_instances``); None: every lockstep client shares
+            ``backend`` one at a time (a second one gets a ``full`` error).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        config: ServerConfig,
+        make_backend: Callable[[], Backend] | None = None,
+    ) -> None:
         check_bind(config.endpoint, config.allow_remote)
         self.backend = backend
         self.cfg = config
+        self._pool = InstancePool(
+            backend,
+            make_backend if config.mode == "lockstep" else None,
+            config.max_instances,
+        )
         self.codec = P.Codec(max_bytes=config.max_message_bytes, limits=P.REQUEST_LIMITS)
         self.session = secrets.randbits(62)
         desc = dict(backend.describe())
@@ -242,10 +290,13 @@ class BridgeServer:
             "protocol": P.PROTOCOL_VERSION,
             "session": self.session,
             "lease_timeout": self._lease_s,
+            "client_timeout": config.client_timeout,
+            "instances": self._pool.capacity,
         }
         self._neutral = np.asarray(backend.neutral_action(), dtype=np.float64)
         self.stats = ServerStats()
         self._clients: dict[bytes, _Client] = {}
+        self._keys: dict[int, bytes] = {}  # client_id -> the connection now using it
         self._peers = PeerTable(
             PeerLimits(frame_rate=config.peer_rate if config.mode == "realtime" else 0.0)
         )
@@ -253,7 +304,6 @@ class BridgeServer:
         self._owner: bytes | None = None  # the client holding the control lease
         self._owner_seen = 0.0  # when the owner last renewed it
         self._seq = 0
-        self._needs_reset = True
         self._estopped = False
         self._rt = _RealtimeState()
         self._sock: zmq.Socket | None = None
@@ -384,7 +434,7 @@ class BridgeServer:
             return self._error(ident, err.code, err.detail, seq)
         except Exception as err:  # a backend failure must not take the server down
             self._log(peer, logging.ERROR, "backend failed on %s: %s", msg_type, quote(err, 240))
-            self._needs_reset = True
+            client.needs_reset = True
             return self._error(ident, ErrorCode.BACKEND, f"{type(err).__name__}: {err}", seq)
 
     def _on_hello(self, ident: bytes, peer: Peer, msg: dict[str, Any], now: float) -> None:
@@ -392,6 +442,9 @@ class BridgeServer:
         want_hash = P.read_field(msg, "contract_hash", str, 64)
         want_task = P.read_field(msg, "task", str, 200)
         want_mode = P.read_field(msg, "mode", str, 16)
+        key = P.read_field(msg, "client_id", int)
+        if key is not None and not 0 <= key < 2**63:
+            raise ProtocolError(ErrorCode.MALFORMED, "'client_id' must be in [0, 2^63)")
         name = msg.get("client", "?")
         if want_hash is not None and want_hash != self.info["contract_hash"]:
             return self._error(
@@ -415,21 +468,54 @@ class BridgeServer:
                 f"server runs in {self.cfg.mode} mode, client wants {quote(want_mode)}",
                 seq,
             )
-        if ident not in self._clients and len(self._clients) >= self.cfg.max_clients:
-            self._expire(now)
-            if len(self._clients) >= self.cfg.max_clients:
-                self.stats.busy += 1
-                return self._error(
-                    ident,
-                    ErrorCode.BUSY,
-                    f"the server admits {self.cfg.max_clients} clients at once; try later",
-                    seq,
-                )
-        self._clients[ident] = _Client(seq, now, realtime=self.cfg.mode == "realtime")
-        if self.cfg.mode == "realtime":
+        resumed = self._resume(ident, key, seq, now)
+        if not resumed:
+            if ident not in self._clients and len(self._clients) >= self.cfg.max_clients:
+                self._expire(now)
+                if len(self._clients) >= self.cfg.max_clients:
+                    self.stats.busy += 1
+                    return self._error(
+                        ident,
+                        ErrorCode.BUSY,
+                        f"the server admits {self.cfg.max_clients} clients at once; try later",
+                        seq,
+                    )
+            old = self._clients.get(ident)
+            if old is not None and old.key is not None and old.key != key:
+                self._keys.pop(old.key, None)
+            client = old or _Client(seq, now, realtime=self.cfg.mode == "realtime")
+            client.last_seq, client.last_seen, client.key = seq, now, key
+            self._clients[ident] = client
+            if key is not None:
+                self._keys[key] = ident
+            if self.cfg.mode == "realtime":
+                self._rt.subscribers.add(ident)
+            self._log(
+                peer, logging.INFO, "client %s connected (%s)", ident.hex()[:16], quote(name, 40)
+            )
+        self._send(ident, P.HELLO, seq, **self.info, resumed=resumed)
+
+    def _resume(self, ident: bytes, key: int | None, seq: int, now: float) -> bool:
+        """Hand the session of ``client_id`` ``key`` (its simulation, lease and
+        subscription) to the connection ``ident``; False when there is none to hand over."""
+        old = self._keys.get(key) if key is not None else None
+        if old is None or old == ident or old not in self._clients:
+            return False
+        client = self._clients.pop(old)
+        stale = self._clients.pop(ident, None)
+        if stale is not None and stale is not client:  # this connection's own old session
+            self._pool.release(stale.backend)
+        client.last_seq, client.last_seen = seq, now
+        self._clients[ident] = client
+        self._keys[key] = ident
+        if old in self._rt.subscribers:
+            self._rt.subscribers.discard(old)
             self._rt.subscribers.add(ident)
-        self._log(peer, logging.INFO, "client %s connected (%s)", ident.hex()[:16], quote(name, 40))
-        self._send(ident, P.HELLO, seq, **self.info)
+        if self._owner == old:
+            self._owner = ident
+        self.stats.resumed += 1
+        log.info("client %s resumed its session on a new connection", ident.hex()[:16])
+        return True
 
     def _read_action(self, msg: dict[str, Any]) -> np.ndarray:
         a = self.codec.read_array(msg, "action", shape=self._action_shape).astype(np.float64)
@@ -482,8 +568,13 @@ class BridgeServer:
                 )
             self._estopped = False
             log.warning("emergency stop cleared by client %s", ident.hex()[:16])
-        obs, _ = self.backend.reset(seed)
-        self._needs_reset = False
+        client = self._clients[ident]
+        if self.cfg.mode == "lockstep":
+            client.needs_reset = True
+            obs, _ = self._instance(client).reset(seed)
+            client.needs_reset = False
+        else:
+            obs, _ = self.backend.reset(seed)
         self.stats.episodes += 1
         body = {"step": 0, "episode": self.stats.episodes}
         if self.cfg.mode == "realtime":
@@ -511,11 +602,12 @@ class BridgeServer:
             raise ProtocolError(ErrorCode.ESTOPPED, "emergency stop latched")
         action = self._read_action(msg)
         self._claim(ident, msg, now)
-        if self._needs_reset:
+        client = self._clients[ident]
+        if client.needs_reset or client.backend is None:
             raise ProtocolError(ErrorCode.NEEDS_RESET, "episode over (or never started): reset")
-        obs, reward, terminated, truncated, _ = self.backend.step(action)
+        obs, reward, terminated, truncated, _ = client.backend.step(action)
         self.stats.ticks += 1
-        self._needs_reset = bool(terminated or truncated)
+        client.needs_reset = bool(terminated or truncated)
         self._send(
             ident,
             P.OBSERVATION,
@@ -580,8 +672,31 @@ class BridgeServer:
         self._forget(ident)
         self._send(ident, P.CLOSE, msg["seq"])
 
+    def _instance(self, client: _Client) -> Backend:
+        """The client's simulation (lockstep), handed out at its first reset.
+
+        Raises:
+            ProtocolError: ``full``, every simulation is in use.
+        """
+        if client.backend is None:
+            client.backend = self._pool.acquire()
+            if client.backend is None:
+                self.stats.full += 1
+                pool = self._pool
+                raise ProtocolError(
+                    ErrorCode.FULL,
+                    f"every simulation of this server is in use ({pool.in_use} of at most "
+                    f"{pool.capacity}, one per client); close another client or start the "
+                    "server with a larger --max-instances",
+                )
+        return client.backend
+
     def _forget(self, ident: bytes) -> None:
-        self._clients.pop(ident, None)
+        client = self._clients.pop(ident, None)
+        if client is not None:
+            self._pool.release(client.backend)
+            if client.key is not None and self._keys.get(client.key) == ident:
+                del self._keys[client.key]
         self._rt.subscribers.discard(ident)
         self._release(ident)
 
@@ -655,7 +770,7 @@ class BridgeServer:
             self._tick(now)
         except Exception as err:
             self.stats.faults += 1
-            self._rt.running, self._needs_reset = False, True
+            self._rt.running = False
             self._log(None, logging.ERROR, "bridge: the tick failed: %s", quote(err, 240))
             with contextlib.suppress(Exception):
                 frame = self._frame(
@@ -726,7 +841,7 @@ class BridgeServer:
         finally:
             counters = ", ".join(f"{k} {v}" for k, v in self.stats.__dict__.items())
             log.info("%s stopped: %s", self.info["task_id"], counters)
-            self.backend.close()
+            self._pool.close()
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Bind, serve until ``stop`` is set, close the socket in any case."""

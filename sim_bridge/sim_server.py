@@ -75,17 +75,23 @@ def serve_task(
     stop: threading.Event | None = None,
     **options: Any,
 ) -> None:
-    """Build ``task_id`` with ``make_env`` and serve it until SIGINT/SIGTERM or ``stop``."""
+    """Build ``task_id`` with ``make_env`` and serve it until SIGINT/SIGTERM or ``stop``.
+
+    In lockstep every client gets its own instance of the task (up to
+    ``config.max_instances``), built with the same seed and options."""
     from boom_control.envs.registry import make_env
 
     if task_id.startswith("zmq:"):
         raise ValueError("serving a zmq: task would chain bridges; serve the task itself")
     check_bind(config.endpoint, config.allow_remote)  # before paying for the model
-    env = make_env(task_id, seed=seed, **options)
-    backend = SimBackend(env)
+
+    def build() -> SimBackend:
+        return SimBackend(make_env(task_id, seed=seed, **options))
+
+    backend = build()
     if config.mode == "realtime":
         backend.warm_up(seed)
-    BridgeServer(backend, config).serve(stop)
+    BridgeServer(backend, config, make_backend=build).serve(stop)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgpack
@@ -40,9 +40,12 @@ def wait_ready(endpoint: str, timeout: float = 30.0) -> None:
 
 
 @contextlib.contextmanager
-def server_thread(backend: Backend, config: ServerConfig) -> Iterator[BridgeServer]:
-    """Run a server in a daemon thread for the duration of the block."""
-    server = BridgeServer(backend, config)
+def server_thread(
+    backend: Backend, config: ServerConfig, make_backend: Callable[[], Backend] | None = None
+) -> Iterator[BridgeServer]:
+    """Run a server in a daemon thread for the duration of the block (``make_backend``:
+    see :class:`~sim_bridge.server.BridgeServer`)."""
+    server = BridgeServer(backend, config, make_backend)
     stop = threading.Event()
     thread = threading.Thread(target=server.run, args=(stop,), daemon=True)
     thread.start()

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from boom_control.envs import EpisodeLostError
 from boom_control.envs.registry import make_env
 from sim_bridge.client import BridgeClient
 from sim_bridge.server import ServerConfig
@@ -31,18 +32,18 @@ def test_client_recovers_from_server_restart(caplog: pytest.LogCaptureFixture) -
             assert not env.step(np.array([0.3]))[3]
         servers[0].kill()  # crash mid-episode
         servers.append(ServerProcess(args, endpoint).launch())  # comes back in a moment
-        with caplog.at_level(logging.WARNING, logger="sim_bridge.client"):
-            obs, reward, terminated, truncated, info = env.step(np.array([0.3]))
-        # the lost episode ends as truncated, and the reconnection is reported
-        assert truncated and not terminated and info["episode_lost"] and info["reconnected"]
-        assert reward == 0.0 and obs.shape == (env.spec.obs_dim,)
+        with (
+            caplog.at_level(logging.WARNING, logger="sim_bridge.client"),
+            pytest.raises(EpisodeLostError, match="step 6: the server restarted"),
+        ):
+            env.step(np.array([0.3]))  # the lost step is an error, never a made-up result
         assert env.restarts == 1 and env.reconnects >= 1
         assert "restarted" in caplog.text
         with pytest.raises(RuntimeError, match="reset"):
             env.step(np.array([0.3]))
         # the new server serves the same task bit for bit
         local = make_env(TASK, seed=0)
-        o_r, info = env.reset(seed=11)
+        o_r, _ = env.reset(seed=11)
         assert np.array_equal(o_r, local.reset(seed=11)[0])
         for a in np.linspace(-1, 1, 10):
             assert np.array_equal(env.step([a])[0], local.step([a])[0])
@@ -70,7 +71,11 @@ def test_server_keeps_serving_after_client_is_killed(tmp_path: Path) -> None:
     served = make_env(TASK, seed=0)
     proc = None
     try:
-        with server_thread(SimBackend(served), ServerConfig(endpoint=endpoint)) as server:
+        with server_thread(
+            SimBackend(served),
+            ServerConfig(endpoint=endpoint),
+            lambda: SimBackend(make_env(TASK, seed=0)),
+        ) as server:
             proc = subprocess.Popen(
                 [sys.executable, "-c", _CLIENT, endpoint], stdout=subprocess.PIPE, text=True
             )

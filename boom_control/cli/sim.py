@@ -91,6 +91,22 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
     show_default=True,
     help="Clients admitted at once; a hello past it gets a busy error.",
 )
+@click.option(
+    "--max-instances",
+    type=click.IntRange(1),
+    default=8,
+    show_default=True,
+    help="Lockstep: simulations alive at once, one per client (a trainer and each of its "
+    "evaluation workers is a client); a reset past it gets a 'full' error.",
+)
+@click.option(
+    "--client-timeout",
+    type=click.FloatRange(0.1, 86400.0),
+    default=10.0,
+    show_default=True,
+    help="Seconds without a message before a client is forgotten and its simulation "
+    "given back (clients of the bridge library send heartbeats while busy).",
+)
 @click.option("--allow-remote", is_flag=True, help="Allow binding a non-loopback interface.")
 @click.option(
     "--curve-secret-key",
@@ -121,6 +137,8 @@ def sim(
     cpus: tuple[int, ...] | None,
     lease_timeout: float | None,
     max_clients: int,
+    max_instances: int,
+    client_timeout: float,
     allow_remote: bool,
     curve_secret_key: str | None,
     curve_clients: str | None,
@@ -155,6 +173,8 @@ def sim(
             busy_poll=busy_poll,
             lease_timeout=lease_timeout,
             max_clients=max_clients,
+            max_instances=max_instances,
+            client_timeout=client_timeout,
         )
         check_bind(endpoint, allow_remote)
     except (ValueError, BridgeSecurityError) as err:

@@ -1,4 +1,5 @@
-"""``boom tasks``: every task with its observation/action dims, control rate and episode length."""
+"""``boom tasks``: every task with its observation/action dims, control rate and episode
+length; ``boom tasks zmq:ENDPOINT``: what a bridge server serves."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from boom_control.envs.registry import FAMILIES
 
 
 @click.command()
+@click.argument("served", required=False, metavar="[zmq:ENDPOINT]")
 @click.option(
     "--family",
     "families",
@@ -21,12 +23,21 @@ from boom_control.envs.registry import FAMILIES
     help="Only these task families (repeatable). Default: all.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per task.")
-def tasks(families: tuple[str, ...], as_json: bool) -> None:
+def tasks(served: str | None, families: tuple[str, ...], as_json: bool) -> None:
     """List every task id this installation can build.
 
     Each task is instantiated once to read its real dimensions, so the list is exact for
-    the installed dm_control / MuJoCo versions.
+    the installed dm_control / MuJoCo versions. With zmq:ENDPOINT, describe the task a
+    bridge server serves there instead (dims, rate, episodes, observation contract,
+    simulations hosted) without taking a simulation.
     """
+    if served is not None:
+        if not served.startswith("zmq:") or served == "zmq:":
+            raise click.UsageError(
+                f"expected zmq:ENDPOINT, e.g. zmq:tcp://127.0.0.1:5555, got {served!r}"
+            )
+        _describe_served(served[len("zmq:") :], as_json)
+        return
     families = families or ("dmc", "h1", "hb")
     ids = list_tasks(families)
     rows, problems = [], []
@@ -59,3 +70,46 @@ def tasks(families: tuple[str, ...], as_json: bool) -> None:
             "(python -m sim_bridge.gym_server ... in its own environment, then task=zmq:...)",
             err=True,
         )
+
+
+def _describe_served(endpoint: str, as_json: bool) -> None:
+    """Print what the server at ``endpoint`` announces in its handshake."""
+    from sim_bridge.client import BridgeClient, BridgeError
+
+    client = BridgeClient(endpoint, timeout=2.0, retries=1, name="boom-tasks", keepalive=False)
+    try:
+        info = client.connect().raw
+    except BridgeError as err:
+        raise click.ClickException(str(err)) from None
+    finally:
+        client.close()
+    fields = info.get("contract", {}).get("fields", [])
+    if as_json:
+        keys = ("task_id", "obs_dim", "action_dim", "control_period", "control_rate")
+        more = ("episode_length", "terminates", "mode", "server", "instances", "client_timeout")
+        row = {k: info.get(k) for k in (*keys, *more, "lease_timeout", "contract_hash")}
+        row["observation_names"] = info.get("observation_names")
+        row["contract"] = info.get("contract")
+        click.echo(json.dumps(row))
+        return
+    rate = info.get("control_rate") or 1.0 / float(info["control_period"])
+    click.echo(f"zmq:{endpoint} serves {info['task_id']} ({info.get('server')}, {info['mode']})")
+    click.echo(f"  observation  {info['obs_dim']} floats, contract {info['contract_hash']}")
+    for f in fields:
+        names = f.get("names", [])
+        shown = ", ".join(names[:4]) + (f", ... ({len(names)})" if len(names) > 4 else "")
+        click.echo(f"    {f['key']:10} {f['size']:5d}  [{f.get('unit', '1')}]  {shown}")
+    if info.get("observation_names"):
+        click.echo(f"    names from: {info['observation_names']}")
+    mapping = info.get("action_mapping") or {}
+    named = " (actuators named)" if mapping.get("names") else ""
+    click.echo(f"  action       {info['action_dim']} in [-1, 1]{named}")
+    click.echo(
+        f"  rate         {rate:g} Hz, episodes of {info.get('episode_length')} steps, "
+        f"{'terminating early' if info.get('terminates') else 'never terminating early'}"
+    )
+    click.echo(
+        f"  sessions     {info.get('instances', 1)} simulation(s) at once, clients forgotten "
+        f"after {info.get('client_timeout', '?')} s of silence, control lease "
+        f"{info.get('lease_timeout') or 'off'}"
+    )

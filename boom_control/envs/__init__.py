@@ -5,6 +5,7 @@ from boom_control.envs.base import (
     ActionMapping,
     Env,
     EnvSpec,
+    EpisodeLostError,
     RenderTarget,
     TaskError,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "ActionMapping",
     "Env",
     "EnvSpec",
+    "EpisodeLostError",
     "ObsField",
     "ObservationContract",
     "ObservationError",

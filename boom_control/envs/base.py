@@ -39,6 +39,12 @@ class ActionError(ValueError):
     """An action has the wrong shape or is not finite."""
 
 
+class EpisodeLostError(RuntimeError):
+    """The environment lost its episode mid-step (a remote simulator restarted, forgot
+    this client, or did not answer): the step has no result; reset to go on. The message
+    says what happened."""
+
+
 class RenderTarget(NamedTuple):
     """The live simulation an offscreen renderer draws (see :mod:`boom_control.render`)."""
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from boom_control.device import usable_cpus
+from boom_control.envs.base import EpisodeLostError
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +42,31 @@ def eval_seeds(seed: int, episodes: int) -> list[int]:
     return [int(s) for s in np.random.SeedSequence([seed, 3]).generate_state(episodes)]
 
 
-def eval_workers(requested: int, episodes: int, device: torch.device | str, task_id: str) -> int:
-    """Episodes to run at once: ``requested`` (0: :func:`default_workers`), and one for
-    tasks whose environments are not independent (:func:`parallel_envs`)."""
-    if not parallel_envs(task_id):
-        return 1
-    return max(1, min(requested or default_workers(episodes, device), episodes))
+def eval_workers(
+    requested: int, episodes: int, device: torch.device | str, capacity: int | None = None
+) -> int:
+    """Episodes to run at once: ``requested`` (0: :func:`default_workers`), never more than
+    ``episodes`` nor ``capacity``, the environments that can exist at once (a served task:
+    the simulations its server hosts, ``spec.extras["instances"]``; None: no limit)."""
+    workers = max(1, min(requested or default_workers(episodes, device), episodes))
+    if capacity is not None and workers > capacity:
+        if requested > capacity:
+            log.warning(
+                "%d evaluation workers asked for; the server hosts %d simulations at once: "
+                "running %d",
+                requested,
+                capacity,
+                max(1, capacity),
+            )
+        workers = max(1, capacity)
+    return workers
+
+
+def env_capacity(env: Any) -> int | None:
+    """How many environments like ``env`` can exist at once: the simulations its server
+    hosts for a served task (``spec.extras["instances"]``), None (no limit) otherwise."""
+    capacity = env.spec.extras.get("instances")
+    return int(capacity) if isinstance(capacity, int) else None
 
 
 def default_workers(episodes: int, device: torch.device | str = "cpu") -> int:
@@ -57,12 +77,6 @@ def default_workers(episodes: int, device: torch.device | str = "cpu") -> int:
     else:
         workers = 2
     return max(1, min(workers, episodes))
-
-
-def parallel_envs(task_id: str) -> bool:
-    """Whether several environments of ``task_id`` are independent (not so for ``zmq:``
-    tasks: every connection to a lockstep server steps the same simulation)."""
-    return not task_id.startswith("zmq:")
 
 
 def episode_generator(agent: Actor, seed: int) -> torch.Generator:
@@ -106,6 +120,26 @@ def run_episode(
     return total, t
 
 
+LOST_EPISODE_RETRIES = 2
+"""Times an evaluation episode lost by its environment (a served task's server restarted or
+did not answer) is run again from its reset seed before the evaluation fails."""
+
+
+def run_whole_episode(agent: Actor, env: Any, seed: int, use_planner: bool) -> tuple[float, int]:
+    """:func:`run_episode`, run again from its seed when the environment loses it
+    (:class:`~boom_control.envs.base.EpisodeLostError`; the result depends only on the
+    seed and the weights, so the rerun is the episode that was lost)."""
+    lost = 0
+    while True:
+        try:
+            return run_episode(agent, env, seed, use_planner)
+        except EpisodeLostError as err:
+            lost += 1
+            if lost > LOST_EPISODE_RETRIES:
+                raise
+            log.warning("evaluation episode (seed %d) lost: %s; running it again", seed, err)
+
+
 def run_episodes(
     agent: Actor, envs: Any | Sequence[Any], seeds: Sequence[int], use_planner: bool
 ) -> np.ndarray:
@@ -132,7 +166,7 @@ def episode_stats(
     workers = max(1, min(len(envs), len(seeds)))
 
     def one(env: Any, seed: int) -> tuple[float, int]:
-        result = run_episode(agent, env, seed, use_planner)
+        result = run_whole_episode(agent, env, seed, use_planner)
         if on_episode is not None:
             on_episode(*result)
         return result
@@ -246,7 +280,7 @@ def evaluate_source(
     src = load_source(
         path, device=device, seed=seed, samples=samples, iterations=iterations, task=task
     )
-    workers = eval_workers(workers, episodes, src.device, src.task)
+    workers = eval_workers(workers, episodes, src.device, env_capacity(src.env))
     if first_seed is None:
         seeds = eval_seeds(src.seed, episodes)
     else:

@@ -22,7 +22,7 @@ from typing import Any
 
 from boom_control.envs import Env, TaskError, make_env, split_task_id
 
-EPISODE_OPTION_FAMILIES = ("dmc", "h1", "hb")  # families whose tasks take episode_length
+EPISODE_OPTION_FAMILIES = ("dmc", "h1", "hb", "zmq")  # tasks that take episode_length
 
 
 @dataclass(frozen=True)
@@ -174,6 +174,13 @@ def bundle_env(bundle: Any, seed: int, task: str | None = None) -> Env:
     """
     meta = bundle.meta["task"]
     task_id = bundle.task_id if task is None else task
+    if task is None and "served" in meta:
+        served = meta["served"]
+        raise TaskError(
+            f"{bundle.root} was trained on {task_id}, served over the sim bridge by "
+            f"{served.get('server')} at {served.get('endpoint')}: serve that task again and "
+            "pass its endpoint, e.g. --task zmq:tcp://127.0.0.1:5555"
+        )
     family, _ = split_task_id(task_id)
     options: dict[str, Any] = {}
     if family in EPISODE_OPTION_FAMILIES:

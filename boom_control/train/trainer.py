@@ -7,6 +7,12 @@ and with the policy alone; every ``checkpoint_every`` steps (and at the end) the
 state is written so that ``resume`` continues with exactly the update an uninterrupted
 run would have made: the environment is brought back by replaying the current episode's
 actions from its reset seed.
+
+A served task (``zmq:``) whose server hosts a single simulation has no second environment to
+evaluate on: evaluations then run on the training session, each when the training episode
+that was under way at its step ends. A training step whose episode the environment loses
+(:class:`~boom_control.envs.base.EpisodeLostError`) stores nothing; the episode ends there
+(its transitions so far stay, as a cut-short episode) and the next one starts.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from tqdm.auto import tqdm
 
 from boom_control.agent.types import Batch, PlanState
 from boom_control.config import ConfigError, dump_yaml, to_dict
-from boom_control.envs import Env, EnvSpec
+from boom_control.envs import Env, EnvSpec, EpisodeLostError
 from boom_control.train.buffer import ReplayBuffer
 from boom_control.train.checkpoint import (
     LATEST,
@@ -39,12 +45,16 @@ from boom_control.train.checkpoint import (
     set_rng_state,
 )
 from boom_control.train.config import TrainConfig
-from boom_control.train.evaluate import eval_seeds, eval_workers, evaluate_both
+from boom_control.train.evaluate import env_capacity, eval_seeds, eval_workers, evaluate_both
 from boom_control.train.interrupt import StopSignals
 from boom_control.train.logger import RunLogger
 from boom_control.train.plot import plot_run
 
 log = logging.getLogger(__name__)
+
+MAX_LOST_IN_A_ROW = 5
+"""Training episodes the environment may lose one after another, with no step stored in
+between, before training stops with the error (the environment is not coming back)."""
 
 EnvFactory = Callable[[int], Env]
 AgentFactory = Callable[[EnvSpec], Any]
@@ -103,10 +113,19 @@ class Trainer:
         self.logger = logger
         seed_everything(cfg.seed)
         self.env = env_factory(_stream_seed(cfg.seed, 0))
-        self.eval_env = env_factory(_stream_seed(cfg.seed, 1))
-        self._env_factory = env_factory
-        self._eval_envs = [self.eval_env]  # more are made at the first evaluation
         self.spec = self.env.spec
+        self._env_factory = env_factory
+        capacity = env_capacity(self.env)
+        # environments beside the training one (None: no limit)
+        self._eval_capacity = None if capacity is None else capacity - 1
+        self._shared_eval = self._eval_capacity is not None and self._eval_capacity < 1
+        self._eval_envs: list[Env] = []  # made at the first evaluation
+        if self._shared_eval:
+            log.info(
+                "%s hosts a single simulation: evaluations run on the training session, "
+                "each when the training episode under way at its step ends",
+                cfg.task,
+            )
         self.agent = agent_factory(self.spec)
         self._buffer_factory = buffer_factory
         self.buffer = buffer_factory(self.spec)
@@ -126,6 +145,9 @@ class Trainer:
         self.phase_start = 0  # step at which the current seed phase began
         self.last_eval = float("nan")  # planner return of the latest evaluation
         self.last_eval_result: dict[str, float] = {}
+        self.eval_due = False  # an evaluation waits for the training episode to end
+        self.lost_episodes = 0  # training episodes the environment lost mid-step
+        self._lost_in_a_row = 0  # of them, lost without a stored step in between
         # current episode
         self.obs: np.ndarray | None = None
         self.plan_state: Any = None
@@ -176,8 +198,8 @@ class Trainer:
                     bar.update(1)
                     if progress is not None and self.step % cfg.log_every == 0:
                         progress.log(self.step, cfg.steps, self.last_eval)
-                    if self.step % cfg.eval_freq == 0:
-                        self.evaluate()
+                    due = self.step % cfg.eval_freq == 0 or self.eval_due
+                    if due and self._evaluate_when_free(final=self.step >= cfg.steps):
                         bar.set_postfix(eval_return=f"{self.last_eval:.1f}", refresh=False)
                     late = stop_at is not None and time.monotonic() > stop_at
                     stop = signals.requested or ("time_limit_minutes" if late else None)
@@ -208,7 +230,7 @@ class Trainer:
     def close(self) -> None:
         """Close the log files and every environment (the trainer is done after this)."""
         self.logger.close()
-        for env in [self.env, *self._eval_envs]:
+        for env in {id(e): e for e in [self.env, *self._eval_envs]}.values():
             env.close()
         if self._overlap is not None:
             self._overlap.shutdown()
@@ -220,10 +242,11 @@ class Trainer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def env_step(self) -> None:
+    def env_step(self) -> bool:
         """One interaction: the planner's action (or, with ``policy_acts``, sometimes the
         policy's, stored with the planner's mean and std), or a random one in the seed
-        phase (unless ``seed_actor=planner``)."""
+        phase (unless ``seed_actor=planner``). False when the environment lost the episode
+        (nothing was stored; the next call starts a new one)."""
         if self.obs is None:
             self._begin_episode()
         seeding = self.step < self.phase_start + self.seed_steps
@@ -236,8 +259,13 @@ class Trainer:
             )
             if not seeding and self.cfg.policy_acts and self.rng.random() < self.cfg.policy_acts:
                 action = self.agent.act(self.obs, self.plan_state, False, use_planner=False)[0]
-        obs, reward, terminated, truncated, _ = self.env.step(action)
+        try:
+            obs, reward, terminated, truncated, _ = self.env.step(action)
+        except EpisodeLostError as err:
+            self._lose_episode(err)
+            return False
         self.buffer.add(action, mu, std, reward, terminated, obs)
+        self._lost_in_a_row = 0
         self.episode_actions.append(np.asarray(action, np.float32))
         self.episode_return += reward
         if terminated or truncated:
@@ -254,6 +282,28 @@ class Trainer:
             self.obs = None
         else:
             self.obs = obs
+        return True
+
+    def _lose_episode(self, err: EpisodeLostError) -> None:
+        """The environment lost the episode mid-step: store nothing for that step, end the
+        episode where its last stored observation is, and start the next one."""
+        self.lost_episodes += 1
+        self.episodes += 1
+        self._lost_in_a_row += 1
+        if self._lost_in_a_row > MAX_LOST_IN_A_ROW:
+            raise EpisodeLostError(
+                f"{self._lost_in_a_row} training episodes in a row lost at their first "
+                f"steps; the last: {err}"
+            ) from err
+        log.warning(
+            "training episode lost after %d stored steps (%s); nothing is stored for the "
+            "lost step, its earlier steps stay as a cut-short episode; starting the next "
+            "episode (%d lost so far)",
+            len(self.episode_actions),
+            err,
+            self.lost_episodes,
+        )
+        self.obs = None
 
     def _begin_episode(self) -> None:
         self.episode_seed = _stream_seed(self.cfg.seed, 3, self.episodes)
@@ -268,13 +318,15 @@ class Trainer:
         ``overlap_update`` after the seed phase, the step's update running in the
         background while the planner acts."""
         if self._overlap is None or self.step < self.phase_start + self.seed_steps:
-            self.env_step()
+            while not self.env_step():  # a lost episode: no step was taken, start another
+                pass
             self.step += 1
             self.learn()
             return
         pending = self._overlap.submit(self.agent.update, self._batch())
         try:
-            self.env_step()
+            while not self.env_step():
+                pass
         finally:
             metrics = pending.result()  # an update error surfaces here
         self.step += 1
@@ -328,14 +380,31 @@ class Trainer:
         self._sums, self._count = {}, 0
 
     def _evaluation_envs(self) -> list[Env]:
-        """One environment per evaluation worker (see ``TrainConfig.eval_workers``)."""
+        """One environment per evaluation worker (see ``TrainConfig.eval_workers``); the
+        training environment itself when its server hosts a single simulation."""
+        if self._shared_eval:
+            return [self.env]
         cfg = self.cfg
         device = getattr(self.agent, "device", "cpu")
-        workers = eval_workers(cfg.eval_workers, cfg.eval_episodes, device, cfg.task)
+        workers = eval_workers(cfg.eval_workers, cfg.eval_episodes, device, self._eval_capacity)
         while len(self._eval_envs) < workers:
             k = len(self._eval_envs)
-            self._eval_envs.append(self._env_factory(_stream_seed(cfg.seed, 1, k)))
+            seed = _stream_seed(cfg.seed, 1) if k == 0 else _stream_seed(cfg.seed, 1, k)
+            self._eval_envs.append(self._env_factory(seed))
         return self._eval_envs
+
+    def _evaluate_when_free(self, final: bool = False) -> bool:
+        """Evaluate now, or, on a training session shared with evaluation, once the
+        training episode under way has ended (``final``: the run is over, evaluate now).
+        Returns whether it evaluated."""
+        if self._shared_eval and self.obs is not None and not final:
+            self.eval_due = True
+            return False
+        self.eval_due = False
+        self.evaluate()
+        if self._shared_eval:
+            self.obs = None  # the evaluation reset the session: a new training episode
+        return True
 
     def evaluate(self) -> dict[str, float]:
         """Evaluate with the planner and the policy alone; log both."""
@@ -369,6 +438,8 @@ class Trainer:
                 "phase_start": self.phase_start,
                 "last_eval": self.last_eval,
                 "wall_time": self.logger.wall_time,
+                "eval_due": self.eval_due,
+                "lost_episodes": self.lost_episodes,
             },
             "rng": rng_state({"actions": self.rng}),
             "episode": None
@@ -412,6 +483,8 @@ class Trainer:
         self.agent.load_state_dict(ckpt["agent"])
         self.step, self.updates, self.episodes = c["step"], c["updates"], c["episodes"]
         self.phase_start, self.last_eval = c["phase_start"], c["last_eval"]
+        self.eval_due = bool(c.get("eval_due", False))
+        self.lost_episodes = int(c.get("lost_episodes", 0))
         self.logger.truncate_after(self.step)
         self.logger.resume_clock(c["wall_time"])
         set_rng_state(ckpt["rng"], {"actions": self.rng})
