@@ -63,6 +63,8 @@ class RemoteEnv(Env):
             :class:`~sim_bridge.client.BridgeClient`).
         episode_length: end episodes (truncated) after this many steps, when fewer than
             the server's own episode length (e.g. short episodes for a smoke run).
+        keepalive: heartbeats while the caller is busy (off: a caller silent for the
+            server's ``client_timeout`` loses its session and episode).
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class RemoteEnv(Env):
         curve_client_cert: str | None = None,
         spin: float = 0.0,
         episode_length: int | None = None,
+        keepalive: bool = True,
     ) -> None:
         if episode_length is not None and (
             not isinstance(episode_length, int) or episode_length < 1
@@ -93,6 +96,7 @@ class RemoteEnv(Env):
             curve_server_key=curve_server_key,
             curve_client_cert=curve_client_cert,
             spin=spin,
+            keepalive=keepalive,
         )
         try:
             info = self.client.connect()

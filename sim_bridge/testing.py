@@ -62,15 +62,22 @@ class ServerProcess:
     """A server command in its own process (killable), started and waited for."""
 
     def __init__(
-        self, args: list[str], endpoint: str, timeout: float = 60.0, log: Path | None = None
+        self,
+        args: list[str],
+        endpoint: str,
+        timeout: float = 60.0,
+        log: Path | None = None,
+        env: dict[str, str | None] | None = None,
     ) -> None:
         self.args, self.endpoint, self.timeout = args, endpoint, timeout
         self.log = log  # where the server's stderr (its log) goes; discarded when None
+        self.env = env or {}  # environment variables to set (None: to remove)
         self.proc: subprocess.Popen | None = None
 
     def launch(self) -> ServerProcess:
         """Start the process without waiting for it to serve."""
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        env = {k: v for k, v in env.items() if v is not None}
         with contextlib.ExitStack() as files:
             err = files.enter_context(open(self.log, "wb")) if self.log else subprocess.DEVNULL
             self.proc = subprocess.Popen(
