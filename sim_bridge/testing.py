@@ -68,8 +68,10 @@ class ServerProcess:
         timeout: float = 60.0,
         log: Path | None = None,
         env: dict[str, str | None] | None = None,
+        python: str = sys.executable,
     ) -> None:
         self.args, self.endpoint, self.timeout = args, endpoint, timeout
+        self.python = python  # the interpreter (another environment's, e.g. Humanoid-Bench's)
         self.log = log  # where the server's stderr (its log) goes; discarded when None
         self.env = env or {}  # environment variables to set (None: to remove)
         self.proc: subprocess.Popen | None = None
@@ -81,7 +83,7 @@ class ServerProcess:
         with contextlib.ExitStack() as files:
             err = files.enter_context(open(self.log, "wb")) if self.log else subprocess.DEVNULL
             self.proc = subprocess.Popen(
-                [sys.executable, *self.args], env=env, stdout=subprocess.DEVNULL, stderr=err
+                [self.python, *self.args], env=env, stdout=subprocess.DEVNULL, stderr=err
             )
         return self
 

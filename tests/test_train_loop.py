@@ -266,6 +266,23 @@ def test_first_ctrl_c_stops_with_a_checkpoint_and_resume_finishes_the_run(tmp_pa
     assert torch.equal(full.agent.net.weight, rest.agent.net.weight)
 
 
+def test_ctrl_c_during_the_first_evaluation_stops_with_a_checkpoint(tmp_path):
+    part = make_trainer(tmp_path / "cut", "steps=44", "checkpoint_every=1000")
+    evaluate = part.evaluate
+
+    def interrupted_evaluation():
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the step-0 evaluation runs
+        return evaluate()
+
+    part.evaluate = interrupted_evaluation
+    assert part.run() is False and part.stopped_by == "SIGINT" and part.step == 0
+    part.logger.close()
+    assert load_checkpoint(tmp_path / "cut" / "checkpoints" / "latest.pt")["step"] == 0
+    assert (tmp_path / "cut" / "eval.csv").read_text().count("\n") == 2  # header + step 0
+    rest = make_trainer(tmp_path / "cut", "steps=44", "checkpoint_every=1000", "resume=true")
+    assert rest.run() is True and rest.step == 44
+
+
 def test_a_second_signal_aborts_at_once():
     with StopSignals((signal.SIGTERM,)) as stop:
         os.kill(os.getpid(), signal.SIGTERM)

@@ -179,8 +179,6 @@ class Trainer:
             self.init_weights(cfg.init_from)
         dump_yaml(cfg, self.run_dir / "config.yaml")  # a later resume starts from these values
         log.info(self.buffer.describe())
-        if self.step == 0 and cfg.eval_at_start:
-            self.evaluate()
         bar = tqdm(
             total=cfg.steps,
             initial=self.step,
@@ -193,7 +191,18 @@ class Trainer:
         self.stopped_by = None
         try:
             with StopSignals() as signals:
-                while self.step < cfg.steps:
+                if self.step == 0 and cfg.eval_at_start:
+                    self.evaluate()  # a Ctrl-C meanwhile stops the run once it is done
+                    if signals.requested:
+                        self.save()
+                        self.stopped_by = signals.requested
+                        log.info(
+                            "stopped by %s after the first evaluation; continue with: "
+                            "boom train run_dir=%s resume=true",
+                            signals.requested,
+                            self.run_dir,
+                        )
+                while self.step < cfg.steps and self.stopped_by is None:
                     self.step_and_learn()
                     bar.update(1)
                     if progress is not None and self.step % cfg.log_every == 0:
