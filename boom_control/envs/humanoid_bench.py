@@ -57,13 +57,13 @@ HB_TASKS = (
 SUCCESS = {"stand": 800.0, "walk": 700.0, "run": 700.0}
 
 INSTALL_HINT = (
-    "Humanoid-Bench is not installed in this environment. It pins mujoco 3.1.6 and must "
-    "live in its own environment: create one (python -m venv hb-env), install "
-    "humanoid-bench from its source tree there (pip install -e <humanoid-bench checkout>), "
-    "then serve a task over the bridge with that Python:\n"
-    "  hb-env/bin/python -m sim_bridge.gym_server h1hand-walk-v0 --import humanoid_bench "
+    "Humanoid-Bench is not installed in this environment. It pins mujoco 3.1.6 and JAX and "
+    "lives in its own environment (benchmarks/humanoid_bench_env.sh builds one with CPU "
+    "packages; install your Humanoid-Bench checkout into it without its dependencies), "
+    "where the bridge's adapter serves its tasks:\n"
+    "  ~/hb-env/bin/python -m sim_bridge.gym_server h1hand-walk-v0 --import humanoid_bench "
     "--bind tcp://127.0.0.1:5555\n"
-    "and use task=zmq:tcp://127.0.0.1:5555 here (see sim_bridge/README.md)."
+    "then use task=zmq:tcp://127.0.0.1:5555 here (see docs/humanoid_bench.md)."
 )
 
 
