@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -26,16 +27,27 @@ def _hb_python() -> str | None:
 
 
 HB_PYTHON = _hb_python()
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        HB_PYTHON is None,
-        reason="humanoid_bench is not importable here and BOOM_HB_PYTHON names no Python "
-        "that has it (see docs/humanoid_bench.md)",
-    ),
-]
+SCRIPT = REPO / "benchmarks" / "humanoid_bench_env.sh"
 
 
+def test_environment_script_explains_itself_and_checks_what_it_is_given(tmp_path):
+    shown = subprocess.run([SCRIPT, "--help"], capture_output=True, text=True, timeout=30)
+    assert shown.returncode == 0 and "does not install Humanoid-Bench itself" in shown.stdout
+    assert "Python 3.11" in shown.stdout and "TORCH_SPEC" in shown.stdout
+    missing = subprocess.run(
+        [SCRIPT, "--check", str(tmp_path / "none")], capture_output=True, text=True, timeout=30
+    )
+    assert missing.returncode == 1 and "no Python environment" in missing.stderr
+    wrong = subprocess.run([SCRIPT, "--bogus"], capture_output=True, text=True, timeout=30)
+    assert wrong.returncode == 2 and "unknown option" in wrong.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    HB_PYTHON is None,
+    reason="humanoid_bench is not importable here and BOOM_HB_PYTHON names no Python "
+    "that has it (see docs/humanoid_bench.md)",
+)
 def test_h1hand_walk_served_described_and_trained(tmp_path):
     endpoint = f"ipc://{tmp_path}/hb.sock"
     args = ["-m", "sim_bridge.gym_server", "h1hand-walk-v0", "--import", "humanoid_bench"]
