@@ -86,8 +86,8 @@ def _serve_fixed(endpoint: str, busy_poll: float) -> None:
 
 
 def _serve_task(endpoint: str, busy_poll: float, task: str) -> None:
+    from boom_control.sim.backend import serve_task
     from sim_bridge.server import ServerConfig
-    from sim_bridge.sim_server import serve_task
 
     serve_task(task, ServerConfig(endpoint=endpoint, busy_poll=busy_poll), seed=0)
 

@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from boom_control.agent.agent import discount_for
-from boom_control.agent.config import ModelConfig, PlannerConfig
-from boom_control.agent.world_model import WorldModel
 from boom_control.config import config_dir, load_config
 from boom_control.envs import make_env
+from boom_control.model.config import ModelConfig
+from boom_control.model.world_model import WorldModel
+from boom_control.planner.config import PlannerConfig
+from boom_control.train.agent import discount_for
 from export import export_bundle, load_bundle
 from export.parity import part_inputs
 

@@ -21,13 +21,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from boom_control.agent.planner import initial_state
-from boom_control.agent.types import PlanState
+from boom_control.bundle.load import load_bundle
 from boom_control.control.backends import PlannerBackend
 from boom_control.control.factory import build_backend
 from boom_control.control.loop import shift_plan
-from boom_control.train.sources import bundle_env
-from export.bundle import load_bundle
+from boom_control.evaluation.sources import bundle_env
+from boom_control.planner.mppi import initial_state
+from boom_control.planner.types import PlanState
 
 
 @torch.inference_mode()

@@ -3,7 +3,7 @@
 A randomly initialised world model of each preset is exported to a temporary bundle for
 the task (latency does not depend on the weights), then every backend plans from a real
 observation with fixed noise. The reference is the training planner
-(:func:`boom_control.agent.planner.plan`) on the eager model under ``torch.no_grad``.
+(:func:`boom_control.planner.mppi.plan`) on the eager model under ``torch.no_grad``.
 
     python benchmarks/plan_latency.py --presets 5M 1M --threads 1 2 --repeats 20 \
         --out plan_latency.json
@@ -20,14 +20,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from boom_control.agent.config import ModelConfig, PlannerConfig
-from boom_control.agent.planner import plan
-from boom_control.agent.world_model import WorldModel
+from boom_control.bundle.load import Bundle, load_bundle
 from boom_control.config import config_dir, read_preset
 from boom_control.control.backends import override_constants
 from boom_control.control.factory import build_backend
 from boom_control.envs import make_env
-from export.bundle import Bundle, load_bundle
+from boom_control.model.config import ModelConfig
+from boom_control.model.world_model import WorldModel
+from boom_control.planner.config import PlannerConfig
+from boom_control.planner.mppi import plan
 from export.exporter import export_bundle
 
 
@@ -132,7 +133,7 @@ def bench_bundle(bundle: Bundle, settings, backends, threads, repeats, device) -
 
 
 def _zero_state(consts, device):
-    from boom_control.agent.types import PlanState
+    from boom_control.planner.types import PlanState
 
     return PlanState(
         torch.zeros(consts.horizon, consts.action_dim, device=device),
@@ -141,7 +142,7 @@ def _zero_state(consts, device):
 
 
 def _noise(consts, device):
-    from boom_control.agent.planner import draw_noise
+    from boom_control.planner.mppi import draw_noise
 
     return draw_noise(consts, torch.device(device), torch.Generator().manual_seed(0))
 

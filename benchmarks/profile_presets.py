@@ -21,10 +21,11 @@ from pathlib import Path
 
 import torch
 
-from boom_control.agent.config import ModelConfig, PlannerConfig
-from boom_control.agent.world_model import WorldModel
 from boom_control.config import config_dir, read_preset
 from boom_control.envs import make_env
+from boom_control.model.config import ModelConfig
+from boom_control.model.world_model import WorldModel
+from boom_control.planner.config import PlannerConfig
 from boom_control.profile.bundle import profile_bundle
 from boom_control.profile.stats import markdown_table
 from boom_control.profile.sweep import SweepConfig

@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from boom_control.agent import ModelConfig
 from boom_control.config import config_dir, load_config
 from boom_control.envs import make_env
+from boom_control.model.config import ModelConfig
 from boom_control.train.config import TrainConfig
 from boom_control.train.trainer import Trainer, build_trainer
 

@@ -5,7 +5,7 @@ bundle = export_run("runs/my-run", "bundles/my-run")
 model = load_bundle("bundles/my-run").model("onnx")      # planner-facing heads
 """
 
-from export.bundle import Bundle, BundleError, load_bundle
+from boom_control.bundle.load import Bundle, BundleError, load_bundle
 from export.exporter import export_bundle, export_run
 from export.parity import ParityError
 

@@ -24,12 +24,7 @@ import numpy as np
 import torch
 
 import boom_control
-from boom_control.agent.config import PlannerConfig
-from boom_control.agent.planner import PlanConstants
-from boom_control.agent.world_model import WorldModel
-from boom_control.envs import Env
-from export.backends import EagerRunner, PartsModel
-from export.bundle import (
+from boom_control.bundle.load import (
     BUNDLE_FILE,
     FORMAT,
     FORMAT_VERSION,
@@ -40,8 +35,13 @@ from export.bundle import (
     sha256,
     write_json,
 )
+from boom_control.bundle.parts import build_parts, part_specs
+from boom_control.bundle.runners import EagerRunner, PartsModel
+from boom_control.envs import Env
+from boom_control.model.world_model import WorldModel
+from boom_control.planner.config import PlannerConfig
+from boom_control.planner.mppi import PlanConstants
 from export.parity import ParityError, parity_report, record_observations
-from export.parts import build_parts, part_specs
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from boom_control.agent.planner import PlanConstants, draw_noise, initial_state, plan
-from boom_control.agent.world_model import WorldModel
+from boom_control.bundle.runners import OnnxRunner, PartsModel, TorchScriptRunner
 from boom_control.envs import Env
-from export.backends import OnnxRunner, PartsModel, TorchScriptRunner
+from boom_control.model.world_model import WorldModel
+from boom_control.planner.mppi import PlanConstants, draw_noise, initial_state, plan
 
 
 class ParityError(RuntimeError):

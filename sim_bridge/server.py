@@ -1,6 +1,6 @@
 """The bridge server: one ROUTER socket in front of a :class:`Backend`.
 
-The backend is a simulator (``sim_server.SimBackend``), any Gymnasium env
+The backend is a simulator (``boom_control.sim.backend.SimBackend``), any Gymnasium env
 (``gym_server.GymBackend``) or a robot driver (``hardware.HardwareBackend``); the protocol,
 validation, watchdog, action limits and emergency stop live here, so every backend gets
 them.

@@ -7,8 +7,7 @@ import math
 import pytest
 import torch
 
-from boom_control.agent import AgentConfig, discount_for
-from boom_control.agent.ops import (
+from boom_control.model.ops import (
     dropout_keep,
     gaussian_log_prob,
     make_bins,
@@ -19,6 +18,8 @@ from boom_control.agent.ops import (
     two_hot,
     two_hot_inv,
 )
+from boom_control.train.agent import discount_for
+from boom_control.train.config import AgentConfig
 
 torch.set_num_threads(1)
 CPU = torch.device("cpu")

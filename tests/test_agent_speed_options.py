@@ -14,11 +14,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from boom_control.agent import Agent, AgentConfig, Batch, ModelConfig, PlannerConfig, WorldModel
-from boom_control.agent.cast_weights import CastWeights
-from boom_control.agent.compiled import compile_fn, release_gil_in_cpu_kernels
-from boom_control.agent.ops import mish_fast
-from boom_control.agent.planner import (
+from boom_control.model.cast_weights import CastWeights
+from boom_control.model.config import ModelConfig
+from boom_control.model.ops import mish_fast
+from boom_control.model.world_model import WorldModel
+from boom_control.planner.compiled import compile_fn, release_gil_in_cpu_kernels
+from boom_control.planner.config import PlannerConfig
+from boom_control.planner.mppi import (
     PlanConstants,
     draw_noise,
     estimate_value,
@@ -26,6 +28,9 @@ from boom_control.agent.planner import (
     plan,
     plan_iteration,
 )
+from boom_control.train.agent import Agent
+from boom_control.train.buffer import Batch
+from boom_control.train.config import AgentConfig
 
 torch.set_num_threads(1)
 CPU = torch.device("cpu")

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 from boom_control.cli import cli
 from boom_control.envs.registry import make_env
+from boom_control.sim.backend import SimBackend
 from sim_bridge.client import BridgeClient, RemoteError
 from sim_bridge.protocol import ErrorCode
 from sim_bridge.server import ServerConfig, effective_busy_poll
-from sim_bridge.sim_server import SimBackend
 from sim_bridge.testing import ServerProcess, server_thread
 
 TASK = "dmc:cartpole-swingup"

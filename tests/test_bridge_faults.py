@@ -12,9 +12,9 @@ import pytest
 
 from boom_control.envs import EpisodeLostError
 from boom_control.envs.registry import make_env
+from boom_control.sim.backend import SimBackend
 from sim_bridge.client import BridgeClient
 from sim_bridge.server import ServerConfig
-from sim_bridge.sim_server import SimBackend
 from sim_bridge.testing import ServerProcess, free_tcp_endpoint, server_thread
 
 TASK = "dmc:cartpole-swingup"

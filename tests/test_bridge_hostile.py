@@ -14,11 +14,11 @@ import pytest
 import zmq
 
 from boom_control.envs.registry import make_env
+from boom_control.sim.backend import SimBackend
 from sim_bridge import protocol as P
 from sim_bridge.client import BridgeClient, HandshakeError, RemoteError
 from sim_bridge.protocol import ErrorCode
 from sim_bridge.server import ServerConfig
-from sim_bridge.sim_server import SimBackend
 from sim_bridge.testing import ServerProcess, flooding, server_thread
 
 RSS_GROWTH_MIB = 50.0

@@ -13,11 +13,11 @@ import zmq
 
 from boom_control.envs.base import TaskError
 from boom_control.envs.registry import make_env
+from boom_control.sim.backend import SimBackend
 from sim_bridge import protocol as P
 from sim_bridge.client import BridgeClient, HandshakeError
 from sim_bridge.protocol import ErrorCode
 from sim_bridge.server import ServerConfig
-from sim_bridge.sim_server import SimBackend
 from sim_bridge.testing import free_tcp_endpoint, server_thread
 
 TASK = "dmc:cartpole-swingup"

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from boom_control.envs import EpisodeLostError, TaskError, make_env
+from boom_control.sim.backend import SimBackend
 from sim_bridge.client import BridgeClient, EpisodeLost
 from sim_bridge.pool import InstancePool
 from sim_bridge.server import ServerConfig
-from sim_bridge.sim_server import SimBackend
 from sim_bridge.testing import free_tcp_endpoint, server_thread
 
 TASK = "h1:walk"  # terminates when the robot falls

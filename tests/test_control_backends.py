@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from boom_control.agent.planner import draw_noise, plan
-from boom_control.agent.types import PlanState
+from boom_control.bundle.runners import BackendError
 from boom_control.control.anytime import CostTracker, PlanJob, PlanWorker, plan_anytime
 from boom_control.control.clock import Ticker, sleep_until
 from boom_control.control.factory import build_backend
@@ -18,8 +17,9 @@ from boom_control.control.loop import shift_plan
 from boom_control.control.safety import SafetyGuard, neutral_action
 from boom_control.device import DeviceError
 from boom_control.envs import make_env
+from boom_control.planner.mppi import draw_noise, plan
+from boom_control.planner.types import PlanState
 from export import load_bundle
-from export.backends import BackendError
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_bf16_evaluation_stays_close_to_fp32(tiny_bundle, obs):
     z = fp32.encode(obs)
     run = fp32.begin(z, _state(consts), fp32.draw_noise(torch.Generator().manual_seed(1)))
     n = run.noise
-    from boom_control.agent.planner import sample_sequences
+    from boom_control.planner.mppi import sample_sequences
 
     actions = sample_sequences(run.it, n.samples[0])
     v32 = fp32.evaluate(run.it, actions, n.value_pi[0], n.heads[0])

@@ -12,16 +12,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from boom_control.agent.types import PlanState
 from boom_control.cli import cli
 from boom_control.control.factory import build_backend
 from boom_control.control.loop import SEND_GUARD_S, Controller, LoopConfig
 from boom_control.envs import make_env
+from boom_control.planner.types import PlanState
+from boom_control.sim.backend import SimBackend
 from boom_control.telemetry import TelemetryWriter, read_telemetry
 from export import load_bundle
 from sim_bridge.client import BridgeClient, RemoteError
 from sim_bridge.server import ServerConfig
-from sim_bridge.sim_server import SimBackend
 from sim_bridge.testing import ServerProcess, free_tcp_endpoint, server_thread
 
 
@@ -54,7 +54,7 @@ def test_lockstep_actions_equal_the_offline_planner(tiny_bundle, tmp_path):
     eager = bundle.eager_model("cpu")
     gen = torch.Generator().manual_seed(11)
     consts, state = backend.consts, _zero_state(backend.consts)
-    from boom_control.agent.planner import draw_noise, plan
+    from boom_control.planner.mppi import draw_noise, plan
 
     for obs, sent in loop.trace:
         with torch.no_grad():

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from boom_control.agent import Agent, AgentConfig, ModelConfig, PlannerConfig, WorldModel
-from boom_control.agent.agent import _precision_context
-from boom_control.agent.cuda_graph import GraphedIteration, StaticGraph, _clone
-from boom_control.agent.planner import (
+from boom_control.model.config import ModelConfig
+from boom_control.model.world_model import WorldModel
+from boom_control.planner.config import PlannerConfig
+from boom_control.planner.cuda_graph import GraphedIteration, StaticGraph, _clone
+from boom_control.planner.mppi import (
     IterState,
     PlanConstants,
     draw_noise,
@@ -19,6 +20,8 @@ from boom_control.agent.planner import (
     plan,
     plan_iteration,
 )
+from boom_control.train.agent import Agent, _precision_context
+from boom_control.train.config import AgentConfig
 
 TINY = ModelConfig(enc_dim=32, mlp_dim=32, latent_dim=16, num_q=2)
 PLAN = PlannerConfig(num_samples=64, num_elites=8, num_pi_trajs=8, iterations=3)

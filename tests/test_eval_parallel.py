@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from boom_control.agent import Agent, AgentConfig, ModelConfig, PlannerConfig
 from boom_control.envs import make_env
-from boom_control.train.config import TrainConfig
+from boom_control.model.config import ModelConfig
+from boom_control.planner.config import PlannerConfig
+from boom_control.train.agent import Agent
+from boom_control.train.config import AgentConfig, TrainConfig
 from boom_control.train.evaluate import (
     default_workers,
     episode_stats,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from boom_control.bundle.load import Bundle, BundleError
 from boom_control.envs import make_env
-from boom_control.train.sources import bundle_env, is_bundle, load_source
-from export.bundle import Bundle, BundleError
+from boom_control.evaluation.sources import bundle_env, is_bundle, load_source
 
 
 def _fake_bundle(task_id: str, **options) -> Bundle:

@@ -199,8 +199,8 @@ def test_existing_bundle_needs_overwrite(run_dir, bundle_dir):
 
 
 def test_fast_mish_models_export_through_an_exact_twin():
-    from boom_control.agent import ModelConfig
-    from boom_control.agent.world_model import WorldModel
+    from boom_control.model.config import ModelConfig
+    from boom_control.model.world_model import WorldModel
     from export.exporter import exportable
 
     cfg = ModelConfig(enc_dim=32, mlp_dim=32, latent_dim=16, num_q=2, mish="fast")

@@ -9,8 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from boom_control.agent import Agent, AgentConfig, Batch, ModelConfig, PlannerConfig, WorldModel
-from boom_control.agent.losses import (
+from boom_control.model.config import ModelConfig
+from boom_control.model.world_model import WorldModel
+from boom_control.planner.config import PlannerConfig
+from boom_control.train.agent import Agent
+from boom_control.train.buffer import Batch
+from boom_control.train.config import AgentConfig
+from boom_control.train.losses import (
     LossConstants,
     alignment_log_lik,
     alignment_weights,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from boom_control.agent import ModelConfig, PlannerConfig, WorldModel
-from boom_control.agent.ops import make_bins, two_hot
-from boom_control.agent.planner import (
+from boom_control.model.config import ModelConfig
+from boom_control.model.ops import make_bins, two_hot
+from boom_control.model.world_model import WorldModel
+from boom_control.planner.config import PlannerConfig
+from boom_control.planner.mppi import (
     PlanConstants,
     draw_noise,
     initial_state,
@@ -15,7 +17,7 @@ from boom_control.agent.planner import (
     plan_iteration,
     plan_select,
 )
-from boom_control.agent.types import PlanState
+from boom_control.planner.types import PlanState
 
 torch.set_num_threads(1)
 CPU = torch.device("cpu")

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from boom_control.agent import Agent, AgentConfig, ModelConfig, PlannerConfig, WorldModel
-from boom_control.agent.compiled import compile_fn
-from boom_control.agent.planner import (
+from boom_control.model.config import ModelConfig
+from boom_control.model.world_model import WorldModel
+from boom_control.planner.compiled import compile_fn
+from boom_control.planner.config import PlannerConfig
+from boom_control.planner.mppi import (
     PlanConstants,
     draw_noise,
     estimate_value,
@@ -21,7 +23,9 @@ from boom_control.agent.planner import (
     plan,
     refit,
 )
-from boom_control.agent.split import CoreGate, SplitIteration, block_bounds
+from boom_control.planner.split import CoreGate, SplitIteration, block_bounds
+from boom_control.train.agent import Agent
+from boom_control.train.config import AgentConfig
 
 torch.set_num_threads(1)
 CPU = torch.device("cpu")
@@ -223,7 +227,7 @@ def test_agent_planner_threads_option():
 def test_agent_blocks_yield_to_a_running_update(monkeypatch):
     """On 2 CPUs with a 1-thread update running, two planner threads would make three busy
     threads: the blocks then run in the planning thread; with more CPUs they spread."""
-    import boom_control.agent.agent as agent_module
+    import boom_control.train.agent as agent_module
 
     cfg = PlannerConfig(num_samples=64, num_elites=8, num_pi_trajs=8, iterations=2, threads=2)
     for cpus, spread_beside_update in ((2, False), (3, True)):

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 from boom_control.cli import cli
 from boom_control.envs import make_env
+from boom_control.sim.backend import SimBackend
 from boom_control.telemetry import read_telemetry
 from sim_bridge.server import ServerConfig
-from sim_bridge.sim_server import SimBackend
 from sim_bridge.testing import free_tcp_endpoint, server_thread
 
 PNG = b"\x89PNG\r\n\x1a\n"

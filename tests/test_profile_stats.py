@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from boom_control.profile.load import LoadMonitor
-from boom_control.profile.report import moving_mean, send_jitter
-from boom_control.profile.stats import format_table, histogram, percentiles, summarize
+from boom_control.profile.report import send_jitter
+from boom_control.profile.stats import format_table, histogram, moving_mean, percentiles, summarize
 
 
 def test_percentiles_interpolate_between_order_statistics():

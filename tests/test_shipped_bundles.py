@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from boom_control.bundle.load import load_bundle
 from boom_control.bundles import shipped, shipped_bundle
 from boom_control.envs import make_env
-from export.bundle import load_bundle
 from export.parity import parity_report
 
 BUNDLES = sorted(shipped())

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from boom_control.agent.types import PlanState
 from boom_control.config import ConfigError
 from boom_control.envs import ActionMapping, Env, EnvSpec, ObservationContract, ObsField
+from boom_control.planner.types import PlanState
 from boom_control.train.buffer import ReplayBuffer
 from boom_control.train.checkpoint import load_checkpoint, save_checkpoint
 from boom_control.train.config import load_train_config

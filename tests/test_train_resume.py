@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from boom_control.bundle.load import BundleError
 from boom_control.config import ConfigError
 from boom_control.device import resolve_device
 from boom_control.train.checkpoint import load_checkpoint
 from boom_control.train.config import load_train_config
 from boom_control.train.trainer import build_trainer
-from export.bundle import BundleError
 from export.exporter import export_run
 
 pytest.importorskip("dm_control")

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from boom_control.agent import ModelConfig, WorldModel
 from boom_control.config import load_config
+from boom_control.model.config import ModelConfig
+from boom_control.model.world_model import WorldModel
 
 torch.set_num_threads(1)
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "model"
@@ -65,7 +66,7 @@ def test_two_heads_equal_all_then_index():
     all_logits = model.Q(z, a, "all")
     torch.testing.assert_close(model.Q(z, a, "all", heads=heads), all_logits[heads])
     values = torch.stack([model.Q(z, a, "all", heads=h.view(1))[0] for h in heads])
-    from boom_control.agent.ops import two_hot_inv
+    from boom_control.model.ops import two_hot_inv
 
     q = two_hot_inv(values, model.bins)
     torch.testing.assert_close(model.Q(z, a, "min", heads=heads), q.min(0).values)

@@ -140,13 +140,13 @@ def control(
     take_over: bool,
 ) -> None:
     """Run BUNDLE at --rate against the bridge at --connect, never sending an action late."""
+    from boom_control.bundle.runners import BackendError
     from boom_control.control.factory import build_backend
     from boom_control.control.loop import Controller, LoopConfig, stop_on_signals
     from boom_control.control.report import format_summary
     from boom_control.envs.contract import ObservationContract
     from boom_control.telemetry import TelemetryWriter
     from export import BundleError, load_bundle
-    from export.backends import BackendError
     from sim_bridge.client import BridgeClient, BridgeError
 
     cfg = LoopConfig(

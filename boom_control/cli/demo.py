@@ -274,7 +274,7 @@ def demo(
         bundle = out / "bundle"
         _run("export", _boom("export", str(run), "--out", str(bundle), "--overwrite"))
     if rate is None:
-        from export.bundle import load_bundle
+        from boom_control.bundle.load import load_bundle
 
         rate = float(load_bundle(bundle).meta["task"]["control_rate"])
     cuda = _uses_cuda(device)

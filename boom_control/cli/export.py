@@ -38,7 +38,7 @@ def export(source: Path, out: Path, tolerance: float, parity_steps: int, overwri
     observation contract, action mapping, planner defaults, checksums, versions) and a
     parity report. Export fails, writing nothing, when parity exceeds the tolerance.
     """
-    from export.bundle import BundleError
+    from boom_control.bundle.load import BundleError
     from export.exporter import export_run
     from export.parity import ParityError, format_report
 

@@ -107,10 +107,10 @@ def bundle_cmd(
     Prints p50/p90/p99/p99.9/max per setting and per stage, writes profile.json, raw
     timings, plots and, with --budget-ms, a fitted_<B>ms.yaml of controller settings.
     """
+    from boom_control.bundle.runners import BackendError
     from boom_control.profile.bundle import format_sweep, profile_bundle
     from boom_control.profile.sweep import PRECISIONS, SweepConfig
     from export import BundleError
-    from export.backends import BackendError
 
     offered = PRECISIONS[backend]
     precisions = tuple(p.strip() for p in precision.split(",") if p.strip()) or offered

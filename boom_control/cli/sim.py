@@ -191,7 +191,7 @@ def sim(
         click.echo(f"boom sim: robot {robot.name} ({driver}) on {endpoint} (realtime)", err=True)
         serve_driver(robot, replace(config, name=f"robot:{robot.name}"))
         return
-    from sim_bridge.sim_server import serve_task
+    from boom_control.sim.backend import serve_task
 
     click.echo(f"boom sim: {task} on {endpoint} ({mode})", err=True)
     serve_task(task, config, seed=seed, **_parse_options(options))

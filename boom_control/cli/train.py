@@ -222,8 +222,8 @@ def evaluate(
         }
         _record(source, device, seed, episodes, record, samples, iterations, task, first_seed)
         return
-    from boom_control.train.evaluate import evaluate_source
-    from export.bundle import BundleError
+    from boom_control.bundle.load import BundleError
+    from boom_control.evaluation.score import evaluate_source
 
     try:
         res = evaluate_source(
@@ -281,10 +281,10 @@ def _record(
         cfg = RecordConfig(**record)
     except RenderError as err:
         raise click.UsageError(str(err)) from None
+    from boom_control.bundle.load import BundleError
+    from boom_control.evaluation.sources import load_source
     from boom_control.render.episode import record_episode
     from boom_control.train.evaluate import eval_seeds
-    from boom_control.train.sources import load_source
-    from export.bundle import BundleError
 
     try:
         src = load_source(source, device, seed, samples, iterations, task)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from boom_control.agent.planner import initial_state
-from boom_control.agent.types import PlanState
 from boom_control.control.backends import PlannerBackend
+from boom_control.planner.mppi import initial_state
+from boom_control.planner.types import PlanState
 
 
 class BackendActor:

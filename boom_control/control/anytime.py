@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from boom_control.agent.planner import PlanNoise
-from boom_control.agent.types import PlanState
 from boom_control.control.backends import PlannerBackend
+from boom_control.planner.mppi import PlanNoise
+from boom_control.planner.types import PlanState
 
 log = logging.getLogger(__name__)
 

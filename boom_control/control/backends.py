@@ -1,6 +1,6 @@
 """Planner backends: one interface, the training planner's MPPI on several runtimes.
 
-Every backend runs the same pure functions of :mod:`boom_control.agent.planner`
+Every backend runs the same pure functions of :mod:`boom_control.planner.mppi`
 (``plan_init``, ``sample_sequences``, ``refit``, ``plan_select``); they differ only in how
 the world model is evaluated:
 
@@ -32,19 +32,20 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from boom_control.agent.cuda_graph import StaticGraph
-from boom_control.agent.planner import (
+from boom_control.planner.cuda_graph import StaticGraph
+from boom_control.planner.mppi import (
     IterState,
     PlanConstants,
     PlanNoise,
     draw_noise,
     estimate_value,
+    initial_state,
     plan_init,
     plan_select,
     refit,
     sample_sequences,
 )
-from boom_control.agent.types import PlanState
+from boom_control.planner.types import PlanState
 
 BACKENDS = ("torch", "torchscript", "onnx", "cudagraph")
 
@@ -160,10 +161,7 @@ class PlannerBackend:
     def warmup(self, obs_dim: int, rounds: int = 3, plan: bool = True) -> None:
         """First inferences (allocations, graph optimisation, capture) on a zero observation;
         ``plan=False``: the encoder and the policy only (a loop that never plans)."""
-        state = PlanState(
-            torch.zeros(self.consts.horizon, self.consts.action_dim, device=self.device),
-            torch.zeros((), dtype=torch.bool, device=self.device),
-        )
+        state = initial_state(self.consts, self.device)
         for _ in range(rounds):
             z = self.encode(torch.zeros(1, obs_dim, device=self.device))
             self.policy_action(z)
@@ -239,7 +237,7 @@ class OnnxBackend(FusedBackend):
 
 class CudaGraphBackend(PlannerBackend):
     """Eager torch on a GPU with one MPPI iteration captured as a CUDA graph
-    (:class:`~boom_control.agent.cuda_graph.StaticGraph`).
+    (:class:`~boom_control.planner.cuda_graph.StaticGraph`).
 
     The graph is captured at fixed shapes on the first call (during warm-up); every
     iteration copies its inputs into the static tensors and replays it.

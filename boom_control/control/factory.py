@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from boom_control.bundle.load import Bundle
+from boom_control.bundle.runners import BackendError
 from boom_control.control.backends import (
     BACKENDS,
     CudaGraphBackend,
@@ -13,8 +15,6 @@ from boom_control.control.backends import (
     override_constants,
 )
 from boom_control.device import resolve_device
-from export.backends import BackendError
-from export.bundle import Bundle
 
 
 def build_backend(

@@ -41,12 +41,13 @@ from typing import IO
 import numpy as np
 import torch
 
-from boom_control.agent.types import PlanState
 from boom_control.control.anytime import CostTracker, PlanJob, PlanResult, PlanWorker, plan_anytime
 from boom_control.control.backends import PlannerBackend
 from boom_control.control.clock import Ticker
 from boom_control.control.report import RunStats, StatusPrinter
 from boom_control.control.safety import SafetyGuard, neutral_action
+from boom_control.planner.mppi import initial_state
+from boom_control.planner.types import PlanState
 from boom_control.telemetry import TelemetryWriter, TickRecord
 from sim_bridge.protocol import ErrorCode
 
@@ -184,11 +185,7 @@ class Controller:
 
     # ------------------------------------------------------------------ planning
     def _initial_state(self) -> PlanState:
-        c, dev = self.backend.consts, self.backend.device
-        return PlanState(
-            torch.zeros(c.horizon, c.action_dim, device=dev),
-            torch.zeros((), dtype=torch.bool, device=dev),
-        )
+        return initial_state(self.backend.consts, self.backend.device)
 
     def _warm_start(self, tick: int) -> PlanState:
         if self._warm is None:

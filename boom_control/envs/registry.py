@@ -34,7 +34,7 @@ def _factory(family: str) -> Callable[..., Env]:
         return HumanoidBenchEnv
     if family == "zmq":
         try:
-            from sim_bridge.remote_env import RemoteEnv
+            from boom_control.envs.remote import RemoteEnv
         except ImportError as err:  # pragma: no cover - package is part of the install
             raise TaskError(f"zmq: tasks need the sim_bridge package ({err})") from None
         return RemoteEnv

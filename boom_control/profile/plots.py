@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from boom_control.profile.stats import pct_key, percentiles
+from boom_control.profile.stats import moving_mean, pct_key, percentiles
 
 MARKERS = {50.0: "tab:green", 99.0: "tab:orange", 99.9: "tab:red"}
 """Percentile lines drawn on histograms and their colours."""
@@ -132,8 +132,6 @@ def plot_timeline(arrays: Mapping[str, np.ndarray], header: Mapping, path: str |
     div = arrays["divergence"]
     ax.plot(t[planned], div[planned], lw=0.5, alpha=0.6, label="per tick")
     if planned.any():
-        from boom_control.profile.report import moving_mean
-
         window = max(round(float(header.get("rate", 50.0))), 1)
         ax.plot(t[planned], moving_mean(div[planned], window), lw=1.4, label="1 s mean")
     ax.set_ylabel("|plan - policy|")

@@ -65,16 +65,6 @@ def send_jitter(ticks: np.ndarray, t_send: np.ndarray, period_ms: float) -> np.n
     return np.diff(t_send) * 1e3 - np.diff(ticks) * period_ms
 
 
-def moving_mean(x: np.ndarray, window: int) -> np.ndarray:
-    """Trailing mean over ``window`` values (shorter at the start)."""
-    if len(x) == 0:
-        return x
-    c = np.cumsum(np.insert(x, 0, 0.0))
-    idx = np.arange(1, len(x) + 1)
-    lo = np.maximum(idx - window, 0)
-    return (c[idx] - c[lo]) / (idx - lo)
-
-
 def analyse(log: TelemetryLog) -> dict[str, Any]:
     """Every statistic of a log (JSON-ready); see the module docstring."""
     a = tick_arrays(log)

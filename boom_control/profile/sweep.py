@@ -12,7 +12,6 @@ plan state is carried from one repetition to the next as in a real controller.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
@@ -23,14 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from boom_control.agent.planner import (
-    PlanConstants,
-    PlanNoise,
-    draw_noise,
+from boom_control.control.factory import build_backend
+from boom_control.planner.mppi import (
     initial_state,
-    plan_init,
-    plan_iteration,
-    plan_select,
 )
 from boom_control.profile.load import LoadMonitor, LoadReport
 from boom_control.profile.stats import summarize
@@ -102,75 +96,17 @@ class CellTimings:
         }
 
 
-class BundleStages:
-    """Stages of a tick on a bundle's :class:`export.backends.PartsModel` and the training
-    planner's functions, with the controller backends' interface (``encode``,
-    ``policy_action``, ``begin``, ``iterate``, ``select``). Used only when
-    :mod:`boom_control.control` is not installed; otherwise the controller's own backends
-    are measured (see :func:`make_stages`).
-    """
-
-    def __init__(self, model, consts: PlanConstants, device: torch.device, bf16: bool) -> None:
-        self.model = model
-        self.consts = consts
-        self.device = device
-        self._zero_eps = torch.zeros(1, consts.action_dim, device=device)
-        self._precision = "bf16" if bf16 else "fp32"
-
-    def draw_noise(self, generator: torch.Generator | None = None) -> PlanNoise:
-        return draw_noise(self.consts, self.device)  # torch's global RNG, seeded by the caller
-
-    def encode(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.model.encode(obs)
-
-    def policy_action(self, z: torch.Tensor) -> torch.Tensor:
-        return self.model.pi(z, self._zero_eps)[0][0]
-
-    def begin(self, z, state, noise: PlanNoise):
-        return plan_init(self.model, z, state, self.consts, noise), noise
-
-    def iterate(self, run, i: int):
-        it, noise = run
-        with precision_context(self._precision, self.device):
-            it = plan_iteration(
-                self.model, it, self.consts, noise.samples[i], noise.value_pi[i], noise.heads[i]
-            )
-        return it, noise
-
-    def select(self, run):
-        return plan_select(run[0], self.consts, run[1], eval_mode=True)
-
-
 def make_stages(
     bundle, backend: str, device: str, threads: int, precision: str, samples: int,
     iterations: int,
 ):  # fmt: skip
-    """The planner backend measured for one cell: the controller's
-    (:func:`boom_control.control.factory.build_backend`, so the profile measures exactly
-    what ``boom control`` runs) or, without the controller package, :class:`BundleStages`.
-    """
-    bf16 = precision == "bf16"
-    try:
-        from boom_control.control.factory import build_backend
-    except ImportError:
-        build_backend = None
-    if build_backend is not None:
-        return build_backend(
-            bundle, backend, device, threads=threads, bf16=bf16, samples=samples,
-            iterations=iterations,
-        )  # fmt: skip
-    from boom_control.device import resolve_device
-
-    dev = resolve_device(device)
-    base = bundle.plan_constants(dev)
-    consts = dataclasses.replace(
-        base,
-        num_samples=samples,
+    """The planner backend measured for one cell: the controller's own
+    (:func:`boom_control.control.factory.build_backend`), so the profile measures exactly
+    what ``boom control`` runs."""
+    return build_backend(
+        bundle, backend, device, threads=threads, bf16=precision == "bf16", samples=samples,
         iterations=iterations,
-        num_elites=min(base.num_elites, samples // 2),
-        num_pi_trajs=min(base.num_pi_trajs, samples // 2),
-    )
-    return BundleStages(bundle.model(backend, dev, threads=threads), consts, dev, bf16)
+    )  # fmt: skip
 
 
 def make_clock(device: torch.device) -> Callable[[], float]:

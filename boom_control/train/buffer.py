@@ -13,16 +13,32 @@ sampled window never crosses an episode boundary nor the write pointer.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
-from boom_control.agent.types import Batch
-
 log = logging.getLogger(__name__)
 
 _ARRAYS = ("obs", "action", "mu", "std", "reward", "terminated", "episode", "counter")
+
+
+class Batch(NamedTuple):
+    """A batch of sub-sequences of length H+1 sampled inside episodes.
+
+    Shapes (H = planner horizon, B = batch size, A = action dim, O = obs dim):
+        obs:        (H+1, B, O)  o_0 .. o_H
+        action:     (H, B, A)    a_t taken after o_t
+        mu:         (H, B, A)    planner mean (chosen elite's first action) at o_t
+        reward:     (H, B)       r_t received after a_t
+        terminated: (H, B)       1.0 where o_{t+1} is a terminal state (a fall), else 0.0
+    """
+
+    obs: torch.Tensor
+    action: torch.Tensor
+    mu: torch.Tensor
+    reward: torch.Tensor
+    terminated: torch.Tensor
 
 
 class ReplayBuffer:

@@ -11,9 +11,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from boom_control.agent.config import AgentConfig, ModelConfig, PlannerConfig
 from boom_control.config import (
     ConfigError,
     config_dir,
@@ -22,6 +21,86 @@ from boom_control.config import (
     parse_overrides,
     read_preset,
 )
+from boom_control.model.config import ModelConfig
+from boom_control.planner.config import PlannerConfig
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Loss weights and optimiser settings (TD-MPC2 world model + BOOM policy loss)."""
+
+    batch_size: int = 256
+    """Sub-sequences per update."""
+    rho: float = 0.5
+    """Temporal weight decay over the horizon."""
+    lr: float = 3e-4
+    """Adam learning rate (world model and policy)."""
+    enc_lr_scale: float = 0.3
+    """Encoder learning-rate multiplier."""
+    grad_clip_norm: float = 20.0
+    """Gradient-norm clip for both optimisers."""
+    pi_eps: float = 1e-5
+    """Adam epsilon of the policy optimiser."""
+    tau: float = 0.01
+    """Polyak rate of the target Q ensemble."""
+    consistency_coef: float = 20.0
+    """Weight of the latent consistency loss."""
+    reward_coef: float = 0.1
+    """Weight of the reward cross-entropy."""
+    value_coef: float = 0.1
+    """Weight of the value cross-entropy."""
+    termination_coef: float = 1.0
+    """Weight of the termination head's loss (tasks that can end early)."""
+    entropy_coef: float = 1e-4
+    """Entropy coefficient of the policy's Q term."""
+    scale_lerp: float = 0.01
+    """Update rate of the running Q scale S."""
+    align_lambda: float | None = None
+    """BOOM alignment weight; None = 1/1000 for 24 <= A <= 48 else 1/50; 0 = TD-MPC2 policy loss."""
+    align_temperature: float = 1.0
+    """Temperature of the soft Q-weights over the batch."""
+    align_min_std: float = 0.05
+    """Floor of the detached policy std in the alignment likelihood."""
+    align_scale_gate: float = 2.0
+    """The alignment term is active only once the running scale S exceeds this."""
+    q_read: Literal["avg", "min"] = "min"
+    """Q read-out of the policy loss (BOOM: min; planner always uses avg)."""
+    freeze_world_model: bool = False
+    """Only the policy learns: encoder, dynamics, reward, termination and Q stay as loaded
+    (``init_from``) and their loss is computed without gradients, for its diagnostics and
+    the latents the policy loss reads. Distils a trained planner into its policy without
+    refitting the world model to a fresh, small buffer, which forgets what the original
+    one taught it."""
+    freeze_latent: bool = False
+    """Encoder and latent dynamics stay as loaded (``init_from``); reward, termination, Q
+    and the policy learn. Continues a trained agent on a fresh buffer while its latent
+    space stays put: refitting the encoder and dynamics to a small buffer of one
+    behaviour moves the latents the heads and the planner rely on."""
+    discount: float | None = None
+    """Discount of the TD targets and the planner's returns; None = TD-MPC2's rule from the
+    episode length (0.995 for 1000 steps). A longer horizon (e.g. 0.999) values staying
+    alive over a whole episode where the per-step reward of a safe behaviour is small."""
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
+    """Forward passes of the losses: 'bf16' runs their matmuls under bfloat16 autocast
+    (losses, parameters, gradients and optimiser state stay fp32); 'auto' as for
+    ``planner.precision``."""
+    compile: bool = False
+    """Run the world-model and policy losses (forward and backward) through torch.compile
+    (inductor, eager random streams); same maths, rounding differs by ~1e-7."""
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16", "auto"):
+            raise ValueError(
+                f"agent.precision must be 'fp32', 'bf16' or 'auto', got {self.precision!r}"
+            )
+        if self.discount is not None and not 0.0 < self.discount < 1.0:
+            raise ValueError(f"agent.discount must be in (0, 1) or None, got {self.discount!r}")
+
+    def lambda_for(self, action_dim: int) -> float:
+        """Alignment weight for an action dimension (config value wins when set)."""
+        if self.align_lambda is not None:
+            return self.align_lambda
+        return 1.0 / 1000.0 if 24 <= action_dim <= 48 else 1.0 / 50.0
 
 
 @dataclass(frozen=True)

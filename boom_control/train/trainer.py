@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from boom_control.agent.types import Batch, PlanState
 from boom_control.config import ConfigError, dump_yaml, to_dict
 from boom_control.envs import Env, EnvSpec, EpisodeLostError
-from boom_control.train.buffer import ReplayBuffer
+from boom_control.planner.types import PlanState
+from boom_control.train.buffer import Batch, ReplayBuffer
 from boom_control.train.checkpoint import (
     LATEST,
     checkpoint_dir,
@@ -549,7 +549,7 @@ def _source_weights(source: str | Path) -> tuple[Path, dict[str, Any], Any, Any,
     Returns (file read, model state dict, source task, model preset, training step).
     A bundle is verified (checksums) before its ``weights/model.pt`` is read.
     """
-    from export.bundle import BUNDLE_FILE, WEIGHTS, load_bundle
+    from boom_control.bundle.load import BUNDLE_FILE, WEIGHTS, load_bundle
 
     root = Path(source)
     if (root / BUNDLE_FILE).is_file() or root.name == BUNDLE_FILE:
@@ -568,7 +568,7 @@ def _source_weights(source: str | Path) -> tuple[Path, dict[str, Any], Any, Any,
 
 def make_agent(cfg: TrainConfig, spec: EnvSpec, device: torch.device) -> Any:
     """The BOOM agent for a task."""
-    from boom_control.agent.agent import Agent
+    from boom_control.train.agent import Agent
 
     return Agent(
         spec.obs_dim,

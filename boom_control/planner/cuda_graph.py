@@ -7,7 +7,7 @@ tensors, replays, and returns copies of the outputs. The same kernels run on the
 data, so results equal the function's. Weights are read from their memory at every replay:
 updating parameters in place (optimisers, ``copy_``) is seen; replacing them is not.
 
-:class:`GraphedIteration` is :func:`~boom_control.agent.planner.plan_iteration` through a
+:class:`GraphedIteration` is :func:`~boom_control.planner.mppi.plan_iteration` through a
 :class:`StaticGraph`, one graph per world model it is called with.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from boom_control.agent.planner import IterState, PlanConstants, PlanModel, plan_iteration
+from boom_control.planner.mppi import IterState, PlanConstants, PlanModel, plan_iteration
 
 
 def _clone(out: Any) -> Any:

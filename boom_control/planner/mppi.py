@@ -21,9 +21,9 @@ from typing import NamedTuple, Protocol
 
 import torch
 
-from boom_control.agent.config import PlannerConfig
-from boom_control.agent.ops import two_hot_inv
-from boom_control.agent.types import PlanState
+from boom_control.model.ops import two_hot_inv
+from boom_control.planner.config import PlannerConfig
+from boom_control.planner.types import PlanState
 
 
 class PlanModel(Protocol):

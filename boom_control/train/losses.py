@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from boom_control.agent.config import AgentConfig
-from boom_control.agent.ops import gaussian_log_prob, soft_ce
-from boom_control.agent.types import Batch
-from boom_control.agent.world_model import WorldModel
+from boom_control.model.ops import gaussian_log_prob, soft_ce
+from boom_control.model.world_model import WorldModel
+from boom_control.train.buffer import Batch
+from boom_control.train.config import AgentConfig
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from boom_control.agent.ops import dropout_keep, mish_fast, simnorm
+from boom_control.model.ops import dropout_keep, mish_fast, simnorm
 
 INIT_STD = 0.02
 """Std of the truncated-normal weight initialisation (truncated at +-2 std)."""
@@ -39,7 +39,7 @@ class SimNorm(nn.Module):
 
 
 class FastMish(nn.Module):
-    """Mish computed by :func:`boom_control.agent.ops.mish_fast` (no parameters)."""
+    """Mish computed by :func:`boom_control.model.ops.mish_fast` (no parameters)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return mish_fast(x)

@@ -3,7 +3,7 @@
 Network heads only: no optimisers, losses or loops. Method names follow the paper:
 ``encode``, ``next``, ``reward``, ``Q``, ``pi`` (plus ``termination`` for tasks that can end
 early). Rewards and Q values are categorical over ``num_bins`` two-hot bins (logits); use
-:func:`boom_control.agent.ops.two_hot_inv` with :attr:`WorldModel.bins` to read them.
+:func:`boom_control.model.ops.two_hot_inv` with :attr:`WorldModel.bins` to read them.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from boom_control.agent.config import ModelConfig
-from boom_control.agent.layers import QEnsemble, SimNorm, init_weights, mlp
-from boom_control.agent.ops import gaussian_log_prob, make_bins, squash, two_hot_inv
+from boom_control.model.config import ModelConfig
+from boom_control.model.layers import QEnsemble, SimNorm, init_weights, mlp
+from boom_control.model.ops import gaussian_log_prob, make_bins, squash, two_hot_inv
 
 QReturn = Literal["all", "min", "avg"]
 

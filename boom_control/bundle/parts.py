@@ -1,6 +1,6 @@
 """The exported parts of a world model: fixed names, fixed signatures, documented shapes.
 
-Each part is a small ``nn.Module`` around :class:`~boom_control.agent.world_model.WorldModel`
+Each part is a small ``nn.Module`` around :class:`~boom_control.model.world_model.WorldModel`
 heads with plain tensor inputs and outputs, so it exports the same way to ONNX and to
 TorchScript. ``B`` is a dynamic batch size, ``N`` a dynamic number of action sequences,
 ``O``/``A``/``L`` the observation, action and latent sizes, ``K`` the bins of the discrete
@@ -16,7 +16,7 @@ regression and ``H`` the planning horizon.
 
 ``rollout_value`` is one MPPI evaluation in a single call: the discounted model return of
 every action sequence plus ``gamma^H * Q_avg`` of the policy action at the last latent
-(the planner's :func:`~boom_control.agent.planner.estimate_value`).
+(the planner's :func:`~boom_control.planner.mppi.estimate_value`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from boom_control.agent.planner import PlanConstants, estimate_value
-from boom_control.agent.world_model import WorldModel
+from boom_control.model.world_model import WorldModel
+from boom_control.planner.mppi import PlanConstants, estimate_value
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,10 @@
 
 The N sequences of an iteration never interact until the elites are chosen, so their
 values can be computed in row blocks side by side. :class:`SplitIteration` has the
-signature of :func:`~boom_control.agent.planner.plan_iteration`: it samples the
+signature of :func:`~boom_control.planner.mppi.plan_iteration`: it samples the
 sequences, evaluates their row blocks in the calling thread and on worker threads (each
 thread takes the next block when it is free), then refits on all N values. Torch's
-kernels (and compiled CPU kernels, see :mod:`boom_control.agent.compiled`) release the
+kernels (and compiled CPU kernels, see :mod:`boom_control.planner.compiled`) release the
 GIL, so the blocks run on separate cores.
 
 While a :class:`CoreGate` is closed (an overlapped update occupies the other core of a
@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from boom_control.agent.planner import (
+from boom_control.planner.mppi import (
     IterState,
     PlanConstants,
     PlanModel,

@@ -1,8 +1,5 @@
-"""MuJoCo sim server: any task of ``boom_control.envs`` behind the bridge protocol.
-
-``boom sim TASK --bind tcp://127.0.0.1:5555 --mode lockstep|realtime`` runs
-:func:`serve_task`; ``python -m sim_bridge.sim_server TASK ...`` is the same command.
-"""
+"""Any task of ``boom_control.envs`` as a bridge backend; ``boom sim TASK --bind
+tcp://127.0.0.1:5555 --mode lockstep|realtime`` runs :func:`serve_task`."""
 
 from __future__ import annotations
 
@@ -92,9 +89,3 @@ def serve_task(
     if config.mode == "realtime":
         backend.warm_up(seed)
     BridgeServer(backend, config, make_backend=build).serve(stop)
-
-
-if __name__ == "__main__":
-    from boom_control.cli.sim import sim
-
-    sim()

@@ -20,17 +20,14 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from boom_control.agent.cast_weights import CastWeights
-from boom_control.agent.compiled import compile_fn
-from boom_control.agent.config import AgentConfig, ModelConfig, PlannerConfig
-from boom_control.agent.cuda_graph import GraphedIteration
-from boom_control.agent.losses import (
-    LossConstants,
-    policy_loss,
-    update_scale,
-    world_model_loss,
-)
-from boom_control.agent.planner import (
+from boom_control.device import describe_device, resolve_precision, usable_cpus
+from boom_control.model.cast_weights import CastWeights
+from boom_control.model.config import ModelConfig
+from boom_control.model.world_model import WorldModel
+from boom_control.planner.compiled import compile_fn
+from boom_control.planner.config import PlannerConfig
+from boom_control.planner.cuda_graph import GraphedIteration
+from boom_control.planner.mppi import (
     IterState,
     PlanConstants,
     draw_noise,
@@ -40,10 +37,16 @@ from boom_control.agent.planner import (
     plan_iteration,
     refit,
 )
-from boom_control.agent.split import CoreGate, SplitIteration
-from boom_control.agent.types import Batch, PlanState
-from boom_control.agent.world_model import WorldModel
-from boom_control.device import describe_device, resolve_precision, usable_cpus
+from boom_control.planner.split import CoreGate, SplitIteration
+from boom_control.planner.types import PlanState
+from boom_control.train.buffer import Batch
+from boom_control.train.config import AgentConfig
+from boom_control.train.losses import (
+    LossConstants,
+    policy_loss,
+    update_scale,
+    world_model_loss,
+)
 
 log = logging.getLogger(__name__)
 _Cfg = TypeVar("_Cfg", PlannerConfig, AgentConfig)

@@ -48,7 +48,7 @@ class EvalSource:
 
 def is_bundle(path: str | Path) -> bool:
     """Whether ``path`` is a bundle folder (or its ``bundle.json``)."""
-    from export.bundle import BUNDLE_FILE
+    from boom_control.bundle.load import BUNDLE_FILE
 
     p = Path(path)
     return p.name == BUNDLE_FILE or (p / BUNDLE_FILE).is_file()
@@ -136,10 +136,10 @@ def load_bundle_source(
 ) -> EvalSource:
     """A bundle's planner (torch backend; ``samples`` / ``iterations`` override its size)
     and its task (or ``task``)."""
+    from boom_control.bundle.load import load_bundle
     from boom_control.control.actor import BackendActor
     from boom_control.control.factory import build_backend
     from boom_control.train.checkpoint import seed_everything
-    from export.bundle import load_bundle
 
     bundle = load_bundle(path)
     training = bundle.meta.get("training", {})
@@ -164,13 +164,13 @@ def load_bundle_source(
 
 
 def bundle_env(bundle: Any, seed: int, task: str | None = None) -> Env:
-    """The task of ``bundle`` (an :class:`export.bundle.Bundle`), or ``task`` instead,
+    """The task of ``bundle`` (an :class:`boom_control.bundle.load.Bundle`), or ``task`` instead,
     built here with the bundle's episode length and control period; its observation
     contract is checked.
 
     Raises:
         TaskError: the task cannot be built with the bundle's control period.
-        export.bundle.BundleError: the observation contracts differ.
+        boom_control.bundle.load.BundleError: the observation contracts differ.
     """
     meta = bundle.meta["task"]
     task_id = bundle.task_id if task is None else task

@@ -18,7 +18,7 @@ import threading
 import torch
 from torch import nn
 
-from boom_control.agent.layers import QEnsemble
+from boom_control.model.layers import QEnsemble
 
 
 def _cast_matmul_weights(model: nn.Module, dtype: torch.dtype) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from boom_control.agent.ops import two_hot_inv
+from boom_control.model.ops import two_hot_inv
 
 log = logging.getLogger(__name__)
 

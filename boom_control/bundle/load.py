@@ -22,13 +22,20 @@ from typing import Any
 
 import torch
 
-from boom_control.agent.config import ModelConfig, PlannerConfig
-from boom_control.agent.ops import make_bins
-from boom_control.agent.planner import PlanConstants
-from boom_control.agent.world_model import WorldModel
+from boom_control.bundle.parts import build_parts
+from boom_control.bundle.runners import (
+    BackendName,
+    EagerRunner,
+    OnnxRunner,
+    PartsModel,
+    TorchScriptRunner,
+)
 from boom_control.envs.contract import ObservationContract
-from export.backends import BackendName, EagerRunner, OnnxRunner, PartsModel, TorchScriptRunner
-from export.parts import build_parts
+from boom_control.model.config import ModelConfig
+from boom_control.model.ops import make_bins
+from boom_control.model.world_model import WorldModel
+from boom_control.planner.config import PlannerConfig
+from boom_control.planner.mppi import PlanConstants
 
 FORMAT = "boom-control-bundle"
 WEIGHTS = "weights/model.pt"

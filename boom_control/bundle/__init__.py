@@ -1,0 +1,7 @@
+"""The controller bundle: its format, loading and checks, and the runners of its parts
+(eager, TorchScript, ONNX Runtime). Reading a bundle imports nothing from training or the
+exporter."""
+
+from boom_control.bundle.load import BUNDLE_FILE, WEIGHTS, Bundle, BundleError, load_bundle
+
+__all__ = ["BUNDLE_FILE", "WEIGHTS", "Bundle", "BundleError", "load_bundle"]

@@ -1,0 +1,1 @@
+"""Any task of :mod:`boom_control.envs` served over the sim bridge (``boom sim``)."""
