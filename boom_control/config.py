@@ -24,11 +24,9 @@ from typing import Any, TypeVar
 import dacite
 import yaml
 
+from boom_control.errors import ConfigError
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A configuration value or key is invalid; the message says which and what is valid."""
 
 
 def config_dir() -> Path:

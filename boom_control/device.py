@@ -6,9 +6,7 @@ import os
 
 import torch
 
-
-class DeviceError(RuntimeError):
-    """The requested device is not usable on this machine."""
+from boom_control.errors import DeviceError
 
 
 def resolve_device(name: str = "auto") -> torch.device:

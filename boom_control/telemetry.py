@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from boom_control.errors import TelemetryError
+
 TELEMETRY_VERSION = 1
 
 
@@ -134,7 +136,7 @@ def read_telemetry(path: str | Path) -> TelemetryLog:
         elif kind == "summary":
             summary = obj
     if header is None:
-        raise ValueError(f"{path} is not a telemetry log (no header line)")
+        raise TelemetryError(f"{path} is not a telemetry log (no header line)")
     if header.get("version") != TELEMETRY_VERSION:
-        raise ValueError(f"{path}: telemetry version {header.get('version')} is not supported")
+        raise TelemetryError(f"{path}: telemetry version {header.get('version')} is not supported")
     return TelemetryLog(header, ticks, summary)

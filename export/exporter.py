@@ -30,7 +30,6 @@ from boom_control.bundle.load import (
     FORMAT_VERSION,
     WEIGHTS,
     Bundle,
-    BundleError,
     load_bundle,
     sha256,
     write_json,
@@ -38,10 +37,11 @@ from boom_control.bundle.load import (
 from boom_control.bundle.parts import build_parts, part_specs
 from boom_control.bundle.runners import EagerRunner, PartsModel
 from boom_control.envs import Env
+from boom_control.errors import BundleError, ParityError
 from boom_control.model.world_model import WorldModel
 from boom_control.planner.config import PlannerConfig
 from boom_control.planner.mppi import PlanConstants
-from export.parity import ParityError, parity_report, record_observations
+from export.parity import parity_report, record_observations
 
 log = logging.getLogger(__name__)
 

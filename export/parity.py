@@ -19,10 +19,6 @@ from boom_control.model.world_model import WorldModel
 from boom_control.planner.mppi import PlanConstants, draw_noise, initial_state, plan
 
 
-class ParityError(RuntimeError):
-    """An exported part disagrees with the eager model beyond the tolerance."""
-
-
 @torch.no_grad()
 def record_observations(model: WorldModel, env: Env, steps: int, seed: int) -> torch.Tensor:
     """``(steps, O)`` observations of the task under the model's deterministic policy."""

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from boom_control.envs import EpisodeLostError
 from boom_control.envs.registry import make_env
+from boom_control.errors import EpisodeLostError
 from boom_control.sim.backend import SimBackend
 from sim_bridge.client import BridgeClient
 from sim_bridge.server import ServerConfig

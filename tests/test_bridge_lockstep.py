@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import zmq
 
-from boom_control.envs.base import TaskError
 from boom_control.envs.registry import make_env
+from boom_control.errors import TaskError
 from boom_control.sim.backend import SimBackend
 from sim_bridge import protocol as P
 from sim_bridge.client import BridgeClient, HandshakeError

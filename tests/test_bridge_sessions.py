@@ -9,7 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from boom_control.envs import EpisodeLostError, TaskError, make_env
+from boom_control.envs import make_env
+from boom_control.errors import EpisodeLostError, TaskError
 from boom_control.sim.backend import SimBackend
 from sim_bridge.client import BridgeClient, EpisodeLost
 from sim_bridge.pool import InstancePool

@@ -8,7 +8,8 @@ from typing import Literal
 
 import pytest
 
-from boom_control.config import ConfigError, dump_yaml, load_config, parse_overrides
+from boom_control.config import dump_yaml, load_config, parse_overrides
+from boom_control.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from boom_control.envs import ObservationContract, ObservationError, ObsField
+from boom_control.envs import ObservationContract, ObsField
+from boom_control.errors import ObservationError
 
 
 def contract(*fields: ObsField) -> ObservationContract:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from boom_control.envs import ActionError, TaskError, make_env
 from boom_control.envs import humanoid_bench as hb
+from boom_control.envs import make_env
 from boom_control.envs.dmc import DMCEnv
+from boom_control.errors import ActionError, TaskError
 
 DMC_IDS = ["dmc:cartpole-swingup", "dmc:walker-walk", "dmc:humanoid-walk", "dmc:dog-run"]
 

@@ -116,7 +116,7 @@ def test_default_workers():
 
 
 def test_eval_workers_validated():
-    from boom_control.config import ConfigError
+    from boom_control.errors import ConfigError
 
     with pytest.raises(ConfigError, match="eval_workers"):
         TrainConfig(eval_workers=-1)

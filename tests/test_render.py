@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from boom_control.render.gl import RenderError, choose_backend
+from boom_control.errors import RenderError
+from boom_control.render.gl import choose_backend
 
 W, H = 64, 48
 

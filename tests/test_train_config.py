@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from boom_control.config import ConfigError, dump_yaml
+from boom_control.config import dump_yaml
+from boom_control.errors import ConfigError
 from boom_control.train.config import TrainConfig, load_train_config, model_presets
 
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from boom_control.config import ConfigError
 from boom_control.envs import ActionMapping, Env, EnvSpec, ObservationContract, ObsField
+from boom_control.errors import ConfigError
 from boom_control.planner.types import PlanState
 from boom_control.train.buffer import ReplayBuffer
 from boom_control.train.checkpoint import load_checkpoint, save_checkpoint

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from boom_control.bundle.load import BundleError
-from boom_control.config import ConfigError
 from boom_control.device import resolve_device
+from boom_control.errors import BundleError, ConfigError, RunError
 from boom_control.train.checkpoint import load_checkpoint
 from boom_control.train.config import load_train_config
 from boom_control.train.trainer import build_trainer
@@ -173,7 +172,7 @@ def test_init_from_with_other_network_sizes_is_a_clear_error(tmp_path):
     run(tmp_path / "source", "steps=1")
     with pytest.raises(ConfigError, match=r"init_from=.*do not fit.*size mismatch"):
         run(tmp_path / "other", f"init_from={tmp_path / 'source'}", "model.mlp_dim=32", "steps=0")
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    with pytest.raises(RunError, match="no checkpoint"):
         run(tmp_path / "none", f"init_from={tmp_path / 'missing'}", "steps=0")
 
 

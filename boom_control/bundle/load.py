@@ -31,6 +31,7 @@ from boom_control.bundle.runners import (
     TorchScriptRunner,
 )
 from boom_control.envs.contract import ObservationContract
+from boom_control.errors import BundleError
 from boom_control.model.config import ModelConfig
 from boom_control.model.ops import make_bins
 from boom_control.model.world_model import WorldModel
@@ -41,10 +42,6 @@ FORMAT = "boom-control-bundle"
 WEIGHTS = "weights/model.pt"
 FORMAT_VERSION = 1
 BUNDLE_FILE = "bundle.json"
-
-
-class BundleError(RuntimeError):
-    """The bundle is missing, corrupted, of another format version or does not fit the task."""
 
 
 def sha256(path: Path) -> str:

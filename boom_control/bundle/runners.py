@@ -17,16 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from boom_control.errors import BackendError
 from boom_control.model.ops import two_hot_inv
 
 log = logging.getLogger(__name__)
 
 Runner = Callable[..., tuple[torch.Tensor, ...]]
 BackendName = Literal["torch", "torchscript", "onnx"]
-
-
-class BackendError(RuntimeError):
-    """A backend cannot run here (missing provider, wrong device)."""
 
 
 class EagerRunner:

@@ -7,11 +7,14 @@ optional dependency only breaks the command that needs it.
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
+from typing import Any
 
 import click
 
 from boom_control import __version__
+from boom_control.errors import BoomError
 from boom_control.logs import setup_logging
 
 # command name -> ("module:attribute" of a click command, one-line help)
@@ -40,8 +43,38 @@ COMMANDS = {
 }
 
 
+class UserError(click.ClickException):
+    """An error the user can act on, shown as ``error: <message>`` (exit status 2)."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """The exceptions shown in one line: :class:`~boom_control.errors.BoomError` and the
+    bridge's connection, handshake and binding errors (imported only when needed)."""
+    from sim_bridge.client import BridgeError
+    from sim_bridge.transport import BridgeSecurityError
+
+    return (BoomError, BridgeError, BridgeSecurityError)
+
+
 class LazyGroup(click.Group):
     """A click group whose subcommands are imported on first use."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand; errors the user can act on become one line (with ``-v`` their
+        traceback is logged first); anything else is a bug and keeps its traceback."""
+        try:
+            return super().invoke(ctx)
+        except Exception as err:
+            if isinstance(err, click.ClickException) or not isinstance(err, user_errors()):
+                raise
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                logging.getLogger(__name__).debug("traceback", exc_info=err)
+            raise UserError(str(err)) from err
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -72,11 +105,8 @@ def cli(verbose: int, quiet: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point; known user errors print one line instead of a traceback."""
-    from boom_control.config import ConfigError
-    from boom_control.device import DeviceError
-    from boom_control.envs.base import TaskError
-
+    """Console entry point (errors the user can act on are one line, see
+    :meth:`LazyGroup.invoke`)."""
     try:
         cli.main(args=argv, prog_name="boom", standalone_mode=False)
     except click.exceptions.Abort:
@@ -85,6 +115,3 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)
-    except (ConfigError, DeviceError, TaskError) as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(2)

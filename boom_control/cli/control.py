@@ -140,14 +140,13 @@ def control(
     take_over: bool,
 ) -> None:
     """Run BUNDLE at --rate against the bridge at --connect, never sending an action late."""
-    from boom_control.bundle.runners import BackendError
     from boom_control.control.factory import build_backend
     from boom_control.control.loop import Controller, LoopConfig, stop_on_signals
     from boom_control.control.report import format_summary
     from boom_control.envs.contract import ObservationContract
     from boom_control.telemetry import TelemetryWriter
-    from export import BundleError, load_bundle
-    from sim_bridge.client import BridgeClient, BridgeError
+    from export import load_bundle
+    from sim_bridge.client import BridgeClient
 
     cfg = LoopConfig(
         rate=rate,
@@ -159,11 +158,8 @@ def control(
         planner_rt_priority=planner_rt_priority,
         policy_only=policy_only,
     )
-    try:
-        cfg.check()
-        b = load_bundle(bundle)
-    except (ValueError, BundleError) as err:
-        raise click.UsageError(str(err)) from None
+    cfg.check()
+    b = load_bundle(bundle)
     client = BridgeClient(endpoint, name="boom-control", take_over=take_over)
     try:
         info = client.connect()
@@ -207,8 +203,6 @@ def control(
         loop = Controller(planner, client, cfg, writer, status=None if quiet_status else sys.stderr)
         with stop_on_signals(loop.stop_event):  # Ctrl-C / SIGTERM: clean stop
             summary = loop.run()
-    except (BundleError, BackendError, BridgeError) as err:
-        raise click.ClickException(str(err)) from None
     finally:
         client.close()
     summary["warmup_s"] = warmup_s

@@ -38,15 +38,14 @@ def export(source: Path, out: Path, tolerance: float, parity_steps: int, overwri
     observation contract, action mapping, planner defaults, checksums, versions) and a
     parity report. Export fails, writing nothing, when parity exceeds the tolerance.
     """
-    from boom_control.bundle.load import BundleError
     from export.exporter import export_run
-    from export.parity import ParityError, format_report
+    from export.parity import format_report
 
     try:
         bundle = export_run(
             source, out, tolerance=tolerance, parity_steps=parity_steps, overwrite=overwrite
         )
-    except (BundleError, ParityError, FileNotFoundError) as err:
+    except FileNotFoundError as err:  # a source path that is not there
         raise click.ClickException(str(err)) from None
     report = json.loads((bundle.root / "parity.json").read_text())
     click.echo(format_report(report))

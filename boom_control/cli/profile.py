@@ -107,10 +107,8 @@ def bundle_cmd(
     Prints p50/p90/p99/p99.9/max per setting and per stage, writes profile.json, raw
     timings, plots and, with --budget-ms, a fitted_<B>ms.yaml of controller settings.
     """
-    from boom_control.bundle.runners import BackendError
     from boom_control.profile.bundle import format_sweep, profile_bundle
     from boom_control.profile.sweep import PRECISIONS, SweepConfig
-    from export import BundleError
 
     offered = PRECISIONS[backend]
     precisions = tuple(p.strip() for p in precision.split(",") if p.strip()) or offered
@@ -141,13 +139,10 @@ def bundle_cmd(
             err=True,
         )
 
-    try:
-        result = profile_bundle(
-            bundle, backend, device, out, cfg, threads=threads, cpus=cpus,
-            budgets=budget_ms, margin=margin, plots=not no_plots, progress=progress,
-        )  # fmt: skip
-    except (BundleError, BackendError) as err:
-        raise click.ClickException(str(err)) from None
+    result = profile_bundle(
+        bundle, backend, device, out, cfg, threads=threads, cpus=cpus,
+        budgets=budget_ms, margin=margin, plots=not no_plots, progress=progress,
+    )  # fmt: skip
     click.echo(format_sweep(result))
     for b in result["budgets"]:
         if "config" in b:
@@ -172,9 +167,6 @@ def report_cmd(run_log: Path, out: Path | None, no_plots: bool) -> None:
     from boom_control.profile.report import format_report, report_run
 
     out = out or run_log.with_name(run_log.stem + "-report")
-    try:
-        result = report_run(run_log, out, plots=not no_plots)
-    except ValueError as err:
-        raise click.ClickException(str(err)) from None
+    result = report_run(run_log, out, plots=not no_plots)
     click.echo(format_report(result))
     click.echo(f"wrote {out / 'report.json'}")

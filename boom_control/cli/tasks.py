@@ -8,9 +8,10 @@ import json
 import click
 from tqdm import tqdm
 
-from boom_control.envs import TaskError, list_tasks, make_env
 from boom_control.envs import humanoid_bench as hb
+from boom_control.envs import list_tasks, make_env
 from boom_control.envs.registry import FAMILIES
+from boom_control.errors import TaskError
 
 
 @click.command()

@@ -45,8 +45,9 @@ def train(overrides: tuple[str, ...], presets: tuple[str, ...], print_config: bo
 
     Continue a stopped run with: boom train run_dir=runs/<run> resume=true
     """
-    from boom_control.config import ConfigError, to_yaml
+    from boom_control.config import to_yaml
     from boom_control.device import describe_device, resolve_device
+    from boom_control.errors import ConfigError
     from boom_control.train.checkpoint import latest_checkpoint
     from boom_control.train.config import load_train_config
     from boom_control.train.trainer import build_trainer
@@ -222,25 +223,21 @@ def evaluate(
         }
         _record(source, device, seed, episodes, record, samples, iterations, task, first_seed)
         return
-    from boom_control.bundle.load import BundleError
     from boom_control.evaluation.score import evaluate_source
 
-    try:
-        res = evaluate_source(
-            source,
-            episodes=episodes,
-            device=device,
-            seed=seed,
-            workers=workers,
-            modes=modes or ("planner", "policy"),
-            first_seed=first_seed,
-            samples=samples,
-            iterations=iterations,
-            task=task,
-            progress=True,
-        )
-    except (BundleError, ValueError) as err:
-        raise click.ClickException(str(err)) from None
+    res = evaluate_source(
+        source,
+        episodes=episodes,
+        device=device,
+        seed=seed,
+        workers=workers,
+        modes=modes or ("planner", "policy"),
+        first_seed=first_seed,
+        samples=samples,
+        iterations=iterations,
+        task=task,
+        progress=True,
+    )
     s = res.scores
     click.echo(f"{res.kind}: {res.source} (step {res.step}, task {res.task}, device {res.device})")
     for mode in modes or ("planner", "policy"):
@@ -272,7 +269,8 @@ def _record(
     of :class:`~boom_control.render.episode.RecordConfig`) from reset seed ``first_seed``
     (default: the source's first evaluation seed)."""
     # The GL backend must be chosen before anything imports mujoco or dm_control.
-    from boom_control.render import RenderError, select_backend
+    from boom_control.errors import RenderError
+    from boom_control.render import select_backend
 
     try:
         backend = select_backend()
@@ -281,15 +279,11 @@ def _record(
         cfg = RecordConfig(**record)
     except RenderError as err:
         raise click.UsageError(str(err)) from None
-    from boom_control.bundle.load import BundleError
     from boom_control.evaluation.sources import load_source
     from boom_control.render.episode import record_episode
     from boom_control.train.evaluate import eval_seeds
 
-    try:
-        src = load_source(source, device, seed, samples, iterations, task)
-    except (BundleError, ValueError) as err:
-        raise click.ClickException(str(err)) from None
+    src = load_source(source, device, seed, samples, iterations, task)
     if first_seed is None:
         first_seed = eval_seeds(src.seed, max(episodes, 1))[0]
     click.echo(f"{src.kind}: {src.path} (step {src.step}, task {src.task}, device {src.device})")

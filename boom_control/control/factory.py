@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from boom_control.bundle.load import Bundle
-from boom_control.bundle.runners import BackendError
 from boom_control.control.backends import (
     BACKENDS,
     CudaGraphBackend,
@@ -15,6 +14,7 @@ from boom_control.control.backends import (
     override_constants,
 )
 from boom_control.device import resolve_device
+from boom_control.errors import BackendError
 
 
 def build_backend(

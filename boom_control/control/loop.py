@@ -46,6 +46,7 @@ from boom_control.control.backends import PlannerBackend
 from boom_control.control.clock import Ticker
 from boom_control.control.report import RunStats, StatusPrinter
 from boom_control.control.safety import SafetyGuard, neutral_action
+from boom_control.errors import ConfigError
 from boom_control.planner.mppi import initial_state
 from boom_control.planner.types import PlanState
 from boom_control.telemetry import TelemetryWriter, TickRecord
@@ -110,17 +111,18 @@ class LoopConfig:
         return self.period - (self.phase_ms + self.budget_ms + self.send_margin_ms) * 1e-3
 
     def check(self) -> None:
+        """Raise :class:`~boom_control.errors.ConfigError` for settings no tick can keep."""
         if self.planner_rt_priority and self.planner_rt_priority >= self.rt_priority:
-            raise ValueError("the planner's real-time priority must be below the loop's")
+            raise ConfigError("the planner's real-time priority must be below the loop's")
         if self.send_margin_ms * 1e-3 <= SEND_GUARD_S:
-            raise ValueError(
+            raise ConfigError(
                 f"the send margin ({self.send_margin_ms:g} ms) must exceed the send guard "
                 f"({SEND_GUARD_S * 1e3:g} ms), or no tick could ever send"
             )
         period_ms = 1e3 / self.rate
         used = self.budget_ms + self.send_margin_ms + self.phase_ms
         if self.budget_ms <= 0 or used >= period_ms:
-            raise ValueError(
+            raise ConfigError(
                 f"--budget-ms {self.budget_ms:g} + send margin {self.send_margin_ms:g} + phase "
                 f"{self.phase_ms:g} ms must stay below the period ({period_ms:.2f} ms)"
             )

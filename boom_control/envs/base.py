@@ -18,6 +18,7 @@ import numba
 import numpy as np
 
 from boom_control.envs.contract import ObservationContract
+from boom_control.errors import ActionError
 
 
 @numba.njit(cache=True)
@@ -29,20 +30,6 @@ def _clip_unit(a: np.ndarray, out: np.ndarray) -> bool:
             return False
         out[i] = -1.0 if x < -1.0 else (1.0 if x > 1.0 else x)
     return True
-
-
-class TaskError(ValueError):
-    """A task id, task option or optional dependency problem, with what to do about it."""
-
-
-class ActionError(ValueError):
-    """An action has the wrong shape or is not finite."""
-
-
-class EpisodeLostError(RuntimeError):
-    """The environment lost its episode mid-step (a remote simulator restarted, forgot
-    this client, or did not answer): the step has no result; reset to go on. The message
-    says what happened."""
 
 
 class RenderTarget(NamedTuple):

@@ -18,11 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from boom_control.errors import ObservationError
+
 CONTRACT_VERSION = 1
-
-
-class ObservationError(ValueError):
-    """A raw observation does not match the contract (missing key, wrong size)."""
 
 
 @dataclass(frozen=True)

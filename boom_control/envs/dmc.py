@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from boom_control.envs.base import ActionMapping, Env, EnvSpec, RenderTarget, TaskError
+from boom_control.envs.base import ActionMapping, Env, EnvSpec, RenderTarget
 from boom_control.envs.contract import ObservationContract, ObsField
+from boom_control.errors import TaskError
 
 # Headless by default: without a display, dm_control would probe GLFW and warn. Rendering
 # code selects its own backend (egl / osmesa) before dm_control is imported.

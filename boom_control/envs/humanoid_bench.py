@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from boom_control.envs.base import ActionMapping, Env, EnvSpec, RenderTarget, TaskError
+from boom_control.envs.base import ActionMapping, Env, EnvSpec, RenderTarget
 from boom_control.envs.contract import ObservationContract, ObsField
+from boom_control.errors import TaskError
 
 HB_ROBOTS = ("h1", "h1hand", "h1touch", "g1")
 HB_TASKS = (

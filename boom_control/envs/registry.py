@@ -14,7 +14,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from boom_control.envs.base import Env, TaskError
+from boom_control.envs.base import Env
+from boom_control.errors import TaskError
 
 FAMILIES = ("dmc", "h1", "hb", "zmq")
 

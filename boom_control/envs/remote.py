@@ -21,15 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from boom_control.envs.base import (
-    ActionError,
-    ActionMapping,
-    Env,
-    EnvSpec,
-    EpisodeLostError,
-    TaskError,
-)
+from boom_control.envs.base import ActionMapping, Env, EnvSpec
 from boom_control.envs.contract import ObservationContract
+from boom_control.errors import ActionError, EpisodeLostError, TaskError
 from sim_bridge.client import BridgeClient, EpisodeLost, HandshakeError, RemoteError
 from sim_bridge.protocol import ErrorCode
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from boom_control.errors import ConfigError
 from boom_control.evaluation.sources import load_source
 from boom_control.train.evaluate import (
     ZeroActor,
@@ -65,10 +66,10 @@ def evaluate_source(
     run's by default), or ``first_seed, first_seed + 1, ...`` when that is given.
     """
     if workers < 0:
-        raise ValueError(f"workers must be >= 0 (0: automatic), got {workers}")
+        raise ConfigError(f"workers must be >= 0 (0: automatic), got {workers}")
     unknown = [m for m in modes if m not in EVAL_MODES]
     if unknown or not modes:
-        raise ValueError(f"modes must be some of {', '.join(EVAL_MODES)}, got {list(modes)}")
+        raise ConfigError(f"modes must be some of {', '.join(EVAL_MODES)}, got {list(modes)}")
     src = load_source(
         path, device=device, seed=seed, samples=samples, iterations=iterations, task=task
     )

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from boom_control.envs import Env, TaskError, make_env, split_task_id
+from boom_control.envs import Env, make_env, split_task_id
+from boom_control.errors import ConfigError, TaskError
 
 EPISODE_OPTION_FAMILIES = ("dmc", "h1", "hb", "zmq")  # tasks that take episode_length
 
@@ -75,7 +76,7 @@ def load_source(
     if is_bundle(path):
         return load_bundle_source(path, device, seed, samples, iterations, task)
     if samples is not None or iterations is not None:
-        raise ValueError(
+        raise ConfigError(
             "a planner size (samples, iterations) applies to an exported bundle; export the "
             "checkpoint first (boom export)"
         )

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from boom_control.errors import TelemetryError
 from boom_control.profile.stats import summarize
 from boom_control.telemetry import TelemetryLog, read_telemetry
 
@@ -119,12 +120,12 @@ def report_log(path: str | Path) -> tuple[TelemetryLog, dict[str, Any]]:
     """Read a telemetry file and analyse it.
 
     Raises:
-        ValueError: the file is not a telemetry log (no header, foreign records).
+        TelemetryError: the file is not a telemetry log (no header, foreign records).
     """
     try:
         log = read_telemetry(path)
     except TypeError as err:  # records without the TickRecord fields
-        raise ValueError(f"{path} is not a telemetry log ({err})") from None
+        raise TelemetryError(f"{path} is not a telemetry log ({err})") from None
     return log, analyse(log)
 
 

@@ -8,6 +8,7 @@ Only :mod:`.gl` is imported here, so a command can choose the backend with
 ``from boom_control.render import select_backend`` before anything imports mujoco.
 """
 
-from boom_control.render.gl import RenderError, choose_backend, select_backend
+from boom_control.errors import RenderError
+from boom_control.render.gl import choose_backend, select_backend
 
 __all__ = ["RenderError", "choose_backend", "select_backend"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from boom_control.render.gl import RenderError
+from boom_control.errors import RenderError
 
 TRACKING_MODES = (mujoco.mjtCamLight.mjCAMLIGHT_TRACK, mujoco.mjtCamLight.mjCAMLIGHT_TRACKCOM)
 # Tracking view of a floating-base robot: from the side and a little above, far enough

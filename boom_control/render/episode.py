@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from boom_control.render.gl import RenderError
+from boom_control.errors import RenderError
 from boom_control.render.output import check_video_path, open_video, write_strip
 from boom_control.render.renderer import check_size, env_renderer
 

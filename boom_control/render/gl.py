@@ -22,6 +22,8 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping
 
+from boom_control.errors import RenderError
+
 BACKENDS = ("egl", "osmesa", "glfw")
 HEADLESS = ("egl", "osmesa")
 # Values that switch rendering off. boom_control.envs.dmc sets "disable" on headless
@@ -54,10 +56,6 @@ logging.getLogger("OpenGL.acceleratesupport").setLevel(logging.WARNING)
 
 Probe = Callable[[str], tuple[bool, str]]
 _probed: dict[str, tuple[bool, str]] = {}
-
-
-class RenderError(RuntimeError):
-    """Offscreen rendering is not possible here, with what to do about it."""
 
 
 def probe_backend(backend: str) -> tuple[bool, str]:

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from boom_control.render.gl import RenderError
+from boom_control.errors import RenderError
 
 log = logging.getLogger(__name__)
 

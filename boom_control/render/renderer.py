@@ -14,8 +14,9 @@ import mujoco
 import numpy as np
 
 from boom_control.envs.base import Env, RenderTarget
+from boom_control.errors import RenderError
 from boom_control.render.camera import choose_camera
-from boom_control.render.gl import RenderError, choose_backend
+from boom_control.render.gl import choose_backend
 
 MIN_SIZE, MAX_SIZE = 16, 4096  # pixels per side
 # GL_RENDERER names of Mesa's software rasterisers (OSMesa, and EGL without a GPU).

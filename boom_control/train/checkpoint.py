@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from boom_control.errors import RunError
+
 LATEST = "latest.pt"
 
 
@@ -60,10 +62,10 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if path.is_dir():
         found = latest_checkpoint(path)
         if found is None:
-            raise FileNotFoundError(f"no checkpoints/{LATEST} in {path}")
+            raise RunError(f"no checkpoints/{LATEST} in {path}")
         return found
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
+        raise RunError(f"no checkpoint at {path}")
     return path
 
 

@@ -13,14 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from boom_control.config import (
-    ConfigError,
-    config_dir,
-    from_dict,
-    merge,
-    parse_overrides,
-    read_preset,
-)
+from boom_control.config import config_dir, from_dict, merge, parse_overrides, read_preset
+from boom_control.errors import ConfigError
 from boom_control.model.config import ModelConfig
 from boom_control.planner.config import PlannerConfig
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from boom_control.device import usable_cpus
-from boom_control.envs.base import EpisodeLostError
+from boom_control.errors import EpisodeLostError
 
 log = logging.getLogger(__name__)
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from boom_control.errors import RunError
+
 
 def read_eval(run_dir: str | Path) -> dict[str, list[float]]:
     """Columns of a run's ``eval.csv`` as lists of floats."""
     path = Path(run_dir) / "eval.csv"
     if not path.is_file():
-        raise FileNotFoundError(f"no eval.csv in {run_dir}")
+        raise RunError(f"no eval.csv in {run_dir}")
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:

@@ -29,8 +29,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from boom_control.config import ConfigError, dump_yaml, to_dict
-from boom_control.envs import Env, EnvSpec, EpisodeLostError
+from boom_control.config import dump_yaml, to_dict
+from boom_control.envs import Env, EnvSpec
+from boom_control.errors import ConfigError, EpisodeLostError, RunError
 from boom_control.planner.types import PlanState
 from boom_control.train.buffer import Batch, ReplayBuffer
 from boom_control.train.checkpoint import (
@@ -486,7 +487,7 @@ class Trainer:
         """Continue from ``checkpoints/latest.pt`` of the run folder."""
         path = latest_checkpoint(self.run_dir)
         if path is None:
-            raise FileNotFoundError(f"resume=true but {self.run_dir} has no checkpoints/{LATEST}")
+            raise RunError(f"resume=true but {self.run_dir} has no checkpoints/{LATEST}")
         ckpt = load_checkpoint(path)
         c = ckpt["counters"]
         self.agent.load_state_dict(ckpt["agent"])

@@ -18,7 +18,7 @@ import importlib
 import os
 from pathlib import Path
 
-from boom_control.envs.base import TaskError
+from boom_control.errors import TaskError
 
 MODEL_FILE = "h1.xml"
 MENAGERIE_ENV = "MENAGERIE_ROOT"

@@ -26,10 +26,11 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from boom_control.envs.base import ActionMapping, Env, EnvSpec, RenderTarget, TaskError
+from boom_control.envs.base import ActionMapping, Env, EnvSpec, RenderTarget
 from boom_control.envs.h1.assets import find_model_dir
 from boom_control.envs.h1.model import KEYFRAME, PHYSICS_DT, ROOT_BODY, build_model
 from boom_control.envs.h1.task import MOVE_SPEEDS, H1Task
+from boom_control.errors import TaskError
 
 H1_TASKS = tuple(MOVE_SPEEDS)  # ("stand", "walk", "run")
 CONTROL_PERIOD = 0.02  # s, 50 Hz
