@@ -16,7 +16,6 @@ import math
 import platform
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from boom_control.model.world_model import WorldModel
 from boom_control.planner.config import PlannerConfig
 from boom_control.planner.mppi import PlanConstants
 from export.parity import parity_report, record_observations
+from export.writer import bundle_weights, write_onnx, write_torchscript, write_weights
 
 log = logging.getLogger(__name__)
 
@@ -69,35 +69,31 @@ def _example_inputs(
     return tuple(table[t.name] for t in spec.inputs)
 
 
-def _write_parts(
+def _write_model(
     model: WorldModel, consts: PlanConstants, specs: dict, obs: torch.Tensor, root: Path, opset: int
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, Any]:
+    """The model files (see :mod:`export.writer`); returns the metadata entries ``weights``,
+    ``parts`` and ``torchscript``."""
+    weights = bundle_weights(model)
+    where = write_weights(weights, root)
     parts = build_parts(model, consts)
-    (root / "onnx").mkdir(parents=True)
-    (root / "torchscript").mkdir()
+    examples = {name: _example_inputs(spec, obs, model, consts) for name, spec in specs.items()}
     listing = {}
     for name, spec in specs.items():
-        module, example = parts[name], _example_inputs(spec, obs, model, consts)
-        onnx_rel, ts_rel = f"onnx/{name}.onnx", f"torchscript/{name}.pt"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer / legacy-exporter notices
-            torch.onnx.export(
-                module,
-                example,
-                str(root / onnx_rel),
-                dynamo=False,
-                opset_version=opset,
-                input_names=[t.name for t in spec.inputs],
-                output_names=[t.name for t in spec.outputs],
-                dynamic_axes=spec.dynamic_axes(),
-                do_constant_folding=True,
-            )
-            traced = torch.jit.trace(module, example, check_trace=False)
-            # Freezing inlines the weights a part uses and drops the other heads.
-            traced = torch.jit.freeze(traced)
-        torch.jit.save(traced, str(root / ts_rel))
-        listing[name] = {"onnx": onnx_rel, "torchscript": ts_rel, **spec.to_json()}
-    return listing
+        rel = f"{Path(WEIGHTS).parent}/{name}.onnx"
+        write_onnx(
+            parts[name],
+            examples[name],
+            root / rel,
+            where,
+            opset,
+            input_names=[t.name for t in spec.inputs],
+            output_names=[t.name for t in spec.outputs],
+            dynamic_axes=spec.dynamic_axes(),
+        )
+        listing[name] = {"onnx": rel, **spec.to_json()}
+    torchscript = write_torchscript(model, {n: parts[n] for n in specs}, examples, root)
+    return {"weights": WEIGHTS, "parts": listing, "torchscript": torchscript}
 
 
 def _served(spec: Any) -> dict[str, Any]:
@@ -199,9 +195,7 @@ def export_bundle(
         tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None)
     )
     try:
-        listing = _write_parts(model, consts, specs, obs, tmp, opset)
-        (tmp / WEIGHTS).parent.mkdir()
-        torch.save({k: v.contiguous() for k, v in model.state_dict().items()}, tmp / WEIGHTS)
+        files = _write_model(model, consts, specs, obs, tmp, opset)
         meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -227,7 +221,7 @@ def export_bundle(
             },
             "training": training,
             "opset": opset,
-            "parts": listing,
+            **files,
             "versions": _versions(),
         }
         eager = PartsModel(EagerRunner(build_parts(model, consts)), model.bins, spec.terminates)

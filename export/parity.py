@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from boom_control.bundle.runners import OnnxRunner, PartsModel, TorchScriptRunner
+from boom_control.bundle.load import Bundle
+from boom_control.bundle.runners import PartsModel
 from boom_control.envs import Env
 from boom_control.model.world_model import WorldModel
 from boom_control.planner.mppi import PlanConstants, draw_noise, initial_state, plan
@@ -96,19 +97,17 @@ def parity_report(
 
     Args:
         eager: the eager model behind the planner interface.
-        root: bundle folder holding ``meta["parts"]`` files.
+        root: the bundle folder being written (``meta`` lists its model files).
         obs: ``(T, O)`` recorded observations.
     Returns:
         JSON-ready report with ``parts[part][backend]`` errors (:data:`ERROR_MEASURE`),
         ``plan[backend]`` errors, ``max_error``, ``passed`` and human-readable ``failures``.
     """
     cpu = torch.device("cpu")
-    files = {k: {n: root / p[k] for n, p in meta["parts"].items()} for k in ("onnx", "torchscript")}
+    written = Bundle(root, meta)  # not yet checksummed: the files were just written
     backends = {
-        "onnxruntime_cpu": PartsModel(OnnxRunner(files["onnx"], cpu), eager.bins, eager.terminates),
-        "torchscript": PartsModel(
-            TorchScriptRunner(files["torchscript"], cpu), eager.bins, eager.terminates
-        ),
+        "onnxruntime_cpu": written.model("onnx", cpu),
+        "torchscript": written.model("torchscript", cpu),
     }
     inputs = part_inputs(eager, obs, consts, seed)
     parts: dict[str, dict[str, float]] = {}

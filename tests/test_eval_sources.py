@@ -9,9 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from boom_control.bundle.load import Bundle
+from boom_control.bundle.task import bundle_env
 from boom_control.envs import make_env
 from boom_control.errors import BundleError, TaskError
-from boom_control.evaluation.sources import bundle_env, is_bundle, load_source
+from boom_control.evaluation.sources import is_bundle, load_source
 
 
 def _fake_bundle(task_id: str, **options) -> Bundle:

@@ -56,7 +56,7 @@ def test_bundle_metadata_describes_the_task(bundle_dir):
     bundle = load_bundle(bundle_dir)
     spec = make_env(TASK).spec
     meta = bundle.meta
-    assert meta["format_version"] == 1 and bundle.task_id == TASK
+    assert meta["format_version"] == 2 and bundle.task_id == TASK
     assert (bundle.obs_dim, bundle.action_dim) == (spec.obs_dim, spec.action_dim)
     assert meta["task"]["contract_hash"] == spec.contract.hash == bundle.contract.hash
     assert meta["task"]["control_rate"] == pytest.approx(50.0)
@@ -68,8 +68,31 @@ def test_bundle_metadata_describes_the_task(bundle_dir):
     assert set(meta["parts"]) >= {"encoder", "dynamics", "reward", "q", "policy", "rollout_value"}
     assert "termination" in meta["parts"]  # H1 episodes end in a fall
     for part in meta["parts"].values():
-        assert part["onnx"] in meta["files"] and part["torchscript"] in meta["files"]
+        assert part["onnx"] in meta["files"]
+    assert meta["weights"] in meta["files"] and meta["torchscript"]["file"] in meta["files"]
     assert {"torch", "onnx", "onnxruntime"} <= set(meta["versions"])
+
+
+def test_the_weights_are_stored_once(bundle_dir):
+    """One copy: every ONNX tensor is external data inside the safetensors file, and the
+    TorchScript module holds no weights; together the model files are barely larger than
+    the weights themselves."""
+    import onnx
+
+    bundle = load_bundle(bundle_dir)
+    weights = bundle.root / bundle.meta["weights"]
+    stored = sum(t.numel() * t.element_size() for t in bundle.weights().values())
+    assert not any(k.startswith("_target_Qs.") for k in bundle.weights())
+    for path in bundle.onnx_files().values():
+        graph = onnx.load(str(path), load_external_data=False)
+        assert graph.graph.initializer
+        for tensor in graph.graph.initializer:
+            assert tensor.data_location == onnx.TensorProto.EXTERNAL and not tensor.raw_data
+            location = {e.key: e.value for e in tensor.external_data}["location"]
+            assert (path.parent / location) == weights
+    model_files = sum(p.stat().st_size for p in (bundle.root / "model").iterdir())
+    assert weights.stat().st_size < stored + 64 * 1024
+    assert model_files < weights.stat().st_size + 1.5 * 1024 * 1024
 
 
 def test_parity_report_on_real_observations(bundle_dir):
@@ -111,18 +134,18 @@ def test_backends_agree_on_fresh_observations(bundle_dir):
 def test_tampered_or_truncated_file_is_detected(bundle_dir, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(bundle_dir, copy)
-    path = copy / "onnx" / "policy.onnx"
+    path = copy / "model" / "policy.onnx"
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(BundleError, match="onnx/policy.onnx fails its checksum"):
+    with pytest.raises(BundleError, match="model/policy.onnx fails its checksum"):
         load_bundle(copy)
     shutil.copytree(bundle_dir, copy, dirs_exist_ok=True)
-    ts = copy / "torchscript" / "encoder.pt"
-    ts.write_bytes(ts.read_bytes()[:100])
-    with pytest.raises(BundleError, match="encoder.pt fails its checksum"):
+    weights = copy / "model" / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(BundleError, match="weights.safetensors fails its checksum"):
         load_bundle(copy)
-    (copy / "torchscript" / "encoder.pt").unlink()
+    (copy / "model" / "parts.pt").unlink()
     with pytest.raises(BundleError, match="missing"):
         load_bundle(copy)
 
@@ -165,7 +188,7 @@ def test_export_is_reproducible(run_dir, bundle_dir, tmp_path):
     first, second = load_bundle(bundle_dir).meta["files"], load_bundle(again).meta["files"]
     assert first.keys() == second.keys()
     for rel in first:
-        if not rel.startswith("torchscript/"):
+        if rel != "model/parts.pt":
             assert first[rel] == second[rel], rel
     a = json.loads((bundle_dir / "parity.json").read_text())
     b = json.loads((again / "parity.json").read_text())
@@ -186,7 +209,7 @@ def test_overwrite_replaces_the_bundle_and_keeps_notes_beside_it(run_dir, bundle
     out = tmp_path / "h1"
     shutil.copytree(bundle_dir, out)
     (out / "TRAINING.md").write_text("how it was trained\n")
-    (out / "onnx" / "encoder.onnx").write_bytes(b"stale")  # a listed file: replaced
+    (out / "model" / "encoder.onnx").write_bytes(b"stale")  # a listed file: replaced
     result = CliRunner().invoke(cli, ["export", str(run_dir), "--out", str(out), "--overwrite"])
     assert result.exit_code == 0, result.output
     bundle = load_bundle(out)  # checksums hold again

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from boom_control.bundle.load import load_bundle
 from boom_control.device import resolve_device
 from boom_control.errors import BundleError, ConfigError, RunError
 from boom_control.train.checkpoint import load_checkpoint
@@ -177,7 +178,8 @@ def test_init_from_with_other_network_sizes_is_a_clear_error(tmp_path):
 
 
 def test_init_from_a_bundle_takes_its_verified_weights(tmp_path, tiny_bundle):
-    """A bundle folder is a source too: its weights/model.pt, after the checksum check."""
+    """A bundle folder is a source too: its weights file, after the checksum check (the
+    target Qs, which a bundle does not hold, start as the online ones)."""
     torch.set_num_threads(1)
     smoke = load_train_config(
         [
@@ -195,10 +197,15 @@ def test_init_from_a_bundle_takes_its_verified_weights(tmp_path, tiny_bundle):
     )
     with build_trainer(smoke, resolve_device("cpu")) as trainer:
         trainer.run()
-    weights = torch.load(tiny_bundle / "weights" / "model.pt", weights_only=True)
+    weights = load_bundle(tiny_bundle).weights()
     mine = trainer.agent.model.state_dict()
-    assert mine.keys() == weights.keys()
+    assert {k for k in mine if not k.startswith("_target_Qs.")} == weights.keys()
     assert all(torch.equal(v, mine[k]) for k, v in weights.items())
+    assert all(
+        torch.equal(mine[k], mine[k.replace("_target_Qs.", "_Qs.")])
+        for k in mine
+        if k.startswith("_target_Qs.")
+    )
     # its export names where the networks came from
     exported = export_run(tmp_path / "tuned", tmp_path / "re-exported")
     assert exported.meta["training"]["init_from"] == str(tiny_bundle)
@@ -207,12 +214,12 @@ def test_init_from_a_bundle_takes_its_verified_weights(tmp_path, tiny_bundle):
     # a bundle whose weights no longer match its checksum is refused
     broken = tmp_path / "broken"
     shutil.copytree(tiny_bundle, broken)
-    with (broken / "weights" / "model.pt").open("r+b") as f:
+    with (broken / "model" / "weights.safetensors").open("r+b") as f:
         f.seek(200)
         byte = f.read(1)
         f.seek(200)
         f.write(bytes([byte[0] ^ 0xFF]))
-    with pytest.raises(BundleError, match="model.pt"):
+    with pytest.raises(BundleError, match="weights.safetensors"):
         run(tmp_path / "from-broken", f"init_from={broken}", "steps=0")
 
 

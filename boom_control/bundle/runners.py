@@ -38,16 +38,34 @@ class EagerRunner:
         return out if isinstance(out, tuple) else (out,)
 
 
-class TorchScriptRunner(EagerRunner):
-    """Parts loaded from TorchScript files (``torch.jit.load``)."""
+class TorchScriptRunner:
+    """Parts as the methods of one TorchScript module (``torch.jit.load``), saved without
+    its weights: they are set from the bundle's one weights file.
 
-    def __init__(self, files: Mapping[str, Path], device: torch.device) -> None:
-        super().__init__(
-            {
-                name: torch.jit.load(str(path), map_location=device).eval()
-                for name, path in files.items()
-            }
-        )
+    Args:
+        path: the module (``model/parts.pt``).
+        weights: the bundle's state dict (``model/weights.safetensors``).
+        parameters: the module's parameter names -> state-dict keys.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        device: torch.device,
+        weights: Mapping[str, torch.Tensor],
+        parameters: Mapping[str, str],
+    ) -> None:
+        module = torch.jit.load(str(path), map_location=device).eval()
+        for name, param in module.named_parameters():
+            if name not in parameters:
+                raise BackendError(f"{path}: parameter {name!r} is not mapped to a weight")
+            param.data = weights[parameters[name]].to(device)
+        self.module = module
+
+    @torch.no_grad()
+    def __call__(self, part: str, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = getattr(self.module, part)(*inputs)
+        return out if isinstance(out, tuple) else (out,)
 
 
 class OnnxRunner:

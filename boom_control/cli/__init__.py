@@ -31,6 +31,7 @@ COMMANDS = {
     ),
     "plot": ("boom_control.cli.train:plot", "Plot the learning curve of a run."),
     "export": ("boom_control.cli.export:export", "Export a trained run to a controller bundle."),
+    "bundle": ("boom_control.cli.bundle:bundle", "Bundle tools: upgrade a version-1 bundle."),
     "sim": ("boom_control.cli.sim:sim", "Serve a task's MuJoCo simulation over ZeroMQ."),
     "profile": (
         "boom_control.cli.profile:profile",

@@ -14,16 +14,22 @@ Either can run on another task than its own when the observation contracts are t
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from boom_control.envs import Env, make_env, split_task_id
+from boom_control.bundle.load import BUNDLE_FILE, load_bundle
+from boom_control.bundle.task import bundle_env
+from boom_control.config import from_dict
+from boom_control.control.actor import BackendActor
+from boom_control.control.factory import build_backend
+from boom_control.device import resolve_device
+from boom_control.envs import Env, make_env
 from boom_control.errors import ConfigError, TaskError
-
-EPISODE_OPTION_FAMILIES = ("dmc", "h1", "hb", "zmq")  # tasks that take episode_length
+from boom_control.train.checkpoint import load_checkpoint, resolve_checkpoint, seed_everything
+from boom_control.train.config import TrainConfig
+from boom_control.train.trainer import make_agent
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,6 @@ class EvalSource:
 
 def is_bundle(path: str | Path) -> bool:
     """Whether ``path`` is a bundle folder (or its ``bundle.json``)."""
-    from boom_control.bundle.load import BUNDLE_FILE
 
     p = Path(path)
     return p.name == BUNDLE_FILE or (p / BUNDLE_FILE).is_file()
@@ -87,11 +92,6 @@ def load_checkpoint_source(
     path: str | Path, device: str = "auto", seed: int | None = None, task: str | None = None
 ) -> EvalSource:
     """The training agent of a checkpoint file or run folder (on ``task`` when given)."""
-    from boom_control.config import from_dict
-    from boom_control.device import resolve_device
-    from boom_control.train.checkpoint import load_checkpoint, resolve_checkpoint, seed_everything
-    from boom_control.train.config import TrainConfig
-    from boom_control.train.trainer import make_agent
 
     path = resolve_checkpoint(path)
     ckpt = load_checkpoint(path)
@@ -137,10 +137,6 @@ def load_bundle_source(
 ) -> EvalSource:
     """A bundle's planner (torch backend; ``samples`` / ``iterations`` override its size)
     and its task (or ``task``)."""
-    from boom_control.bundle.load import load_bundle
-    from boom_control.control.actor import BackendActor
-    from boom_control.control.factory import build_backend
-    from boom_control.train.checkpoint import seed_everything
 
     bundle = load_bundle(path)
     training = bundle.meta.get("training", {})
@@ -162,46 +158,3 @@ def load_bundle_source(
         env,
         lambda: bundle_env(bundle, seed, task),
     )
-
-
-def bundle_env(bundle: Any, seed: int, task: str | None = None) -> Env:
-    """The task of ``bundle`` (an :class:`boom_control.bundle.load.Bundle`), or ``task`` instead,
-    built here with the bundle's episode length and control period; its observation
-    contract is checked.
-
-    Raises:
-        TaskError: the task cannot be built with the bundle's control period.
-        boom_control.bundle.load.BundleError: the observation contracts differ.
-    """
-    meta = bundle.meta["task"]
-    task_id = bundle.task_id if task is None else task
-    if task is None and "served" in meta:
-        served = meta["served"]
-        raise TaskError(
-            f"{bundle.root} was trained on {task_id}, served over the sim bridge by "
-            f"{served.get('server')} at {served.get('endpoint')}: serve that task again and "
-            "pass its endpoint, e.g. --task zmq:tcp://127.0.0.1:5555"
-        )
-    family, _ = split_task_id(task_id)
-    options: dict[str, Any] = {}
-    if family in EPISODE_OPTION_FAMILIES:
-        options["episode_length"] = int(meta["episode_length"])
-    period = float(meta["control_period"])
-    if family == "dmc":
-        # The suite's own control step, then as many of them as the bundle's period holds.
-        probe = make_env(task_id, seed=seed, action_repeat=1)
-        options["action_repeat"] = max(1, round(period / probe.spec.control_period))
-        probe.close()
-    env = make_env(task_id, seed=seed, **options)
-    if not math.isclose(env.spec.control_period, period, rel_tol=1e-6):
-        env.close()
-        raise TaskError(
-            f"{task_id} steps every {env.spec.control_period} s here; the bundle "
-            f"{bundle.root} was trained at {period} s per step"
-        )
-    try:
-        bundle.check_contract(env.spec.contract, where=f"{task_id} built here")
-    except Exception:
-        env.close()
-        raise
-    return env

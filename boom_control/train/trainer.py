@@ -548,15 +548,16 @@ def _source_weights(source: str | Path) -> tuple[Path, dict[str, Any], Any, Any,
     """Network weights to fine-tune from: a checkpoint, a run folder or a bundle folder.
 
     Returns (file read, model state dict, source task, model preset, training step).
-    A bundle is verified (checksums) before its ``weights/model.pt`` is read.
+    A bundle is verified (checksums) before its weights are read; its target Qs (not in a
+    bundle) start as the online ones.
     """
-    from boom_control.bundle.load import BUNDLE_FILE, WEIGHTS, load_bundle
+    from boom_control.bundle.load import BUNDLE_FILE, full_state, load_bundle
 
     root = Path(source)
     if (root / BUNDLE_FILE).is_file() or root.name == BUNDLE_FILE:
-        bundle = load_bundle(root)
-        path = bundle.root / WEIGHTS
-        weights = torch.load(path, map_location="cpu", weights_only=True)
+        bundle = load_bundle(root)  # verified (checksums) before its weights are read
+        path = bundle.root / bundle.meta["weights"]
+        weights = full_state(bundle.weights())
         training = bundle.meta.get("training", {})
         step = int(training.get("step", -1))
         return path, weights, bundle.task_id, bundle.meta["model"].get("preset"), step
