@@ -23,7 +23,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from sim_bridge.protocol import affine_action_mapping, contract_hash
+from sim_bridge.protocol import affine_action_mapping, contract_hash, neutral_action
 from sim_bridge.server import (
     BUSY_POLL_DEFAULT,
     MODES,
@@ -207,8 +207,7 @@ class GymBackend:
         return self._flat(obs), float(reward), bool(terminated), bool(truncated), {}
 
     def neutral_action(self) -> np.ndarray:
-        safe = np.where(self._scale != 0.0, self._scale, 1.0)
-        return np.clip(np.where(self._scale != 0.0, -self._offset / safe, 0.0), -1.0, 1.0)
+        return neutral_action(self._scale, self._offset)
 
     def estop(self) -> None:
         """Nothing to cut in a simulator; the server applies the neutral action."""

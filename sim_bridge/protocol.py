@@ -115,16 +115,39 @@ def contract_hash(contract_json: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def affine_action_mapping(scale: Any, offset: Any, names: Any = ()) -> dict[str, Any]:
-    """Handshake ``action_mapping`` of a plain actuator: ``command = offset + scale * a``."""
+def action_mapping_json(
+    scale: Any,
+    offset: Any,
+    names: Any = (),
+    kind: str = "actuator",
+    kp: Any = (),
+    kd: Any = (),
+) -> dict[str, Any]:
+    """The wire form of an action mapping (the handshake's ``action_mapping``):
+    ``command = offset + scale * a`` per actuator (``kind`` ``actuator``), or a PD target
+    with gains ``kp``/``kd`` (``position``)."""
     return {
-        "kind": "actuator",
-        "names": list(names),
+        "kind": kind,
+        "names": [str(n) for n in names],
         "scale": [float(x) for x in scale],
         "offset": [float(x) for x in offset],
-        "kp": [],
-        "kd": [],
+        "kp": [float(x) for x in kp],
+        "kd": [float(x) for x in kd],
     }
+
+
+def affine_action_mapping(scale: Any, offset: Any, names: Any = ()) -> dict[str, Any]:
+    """Handshake ``action_mapping`` of a plain actuator: ``command = offset + scale * a``."""
+    return action_mapping_json(scale, offset, names)
+
+
+def neutral_action(scale: Any, offset: Any) -> np.ndarray:
+    """``(A,)`` the normalised action whose command is zero (no torque, or the zero target):
+    ``-offset / scale``, clipped to [-1, 1]; 0 where the scale is 0."""
+    scale = np.asarray(scale, dtype=np.float64).reshape(-1)
+    offset = np.asarray(offset, dtype=np.float64).reshape(-1)
+    safe = np.where(scale != 0.0, scale, 1.0)
+    return np.clip(np.where(scale != 0.0, -offset / safe, 0.0), -1.0, 1.0)
 
 
 def quote(value: Any, limit: int = QUOTE_CHARS) -> str:

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from boom_control.envs.base import ActionMapping
+
 NAN_OBS = "nan_obs"
 NAN_ACTION = "nan_action"
 STALE_OBS = "stale_obs"
@@ -26,14 +28,10 @@ def neutral_action(action_mapping: Mapping[str, Any] | None, action_dim: int) ->
     """The normalised action whose actuator command is zero (``-offset / scale``), clipped;
     zeros when the mapping has no scale/offset. Shape ``(A,)``."""
     try:
-        scale = np.asarray(action_mapping["scale"], dtype=np.float64)
-        offset = np.asarray(action_mapping["offset"], dtype=np.float64)
-    except (KeyError, TypeError):
+        mapping = ActionMapping.from_json(action_mapping, action_dim)
+    except (AttributeError, TypeError, ValueError):  # a server's malformed handshake entry
         return np.zeros(action_dim)
-    if scale.shape != (action_dim,) or offset.shape != (action_dim,):
-        return np.zeros(action_dim)
-    safe = np.where(scale != 0.0, scale, 1.0)
-    return np.clip(np.where(scale != 0.0, -offset / safe, 0.0), -1.0, 1.0)
+    return mapping.neutral(action_dim)
 
 
 class SafetyGuard:

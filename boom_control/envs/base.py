@@ -19,6 +19,7 @@ import numpy as np
 
 from boom_control.envs.contract import ObservationContract
 from boom_control.errors import ActionError
+from sim_bridge.protocol import action_mapping_json, neutral_action
 
 
 @numba.njit(cache=True)
@@ -57,14 +58,29 @@ class ActionMapping:
     kd: tuple[float, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "names": list(self.names),
-            "scale": list(self.scale),
-            "offset": list(self.offset),
-            "kp": list(self.kp),
-            "kd": list(self.kd),
-        }
+        """The wire form (bridge handshakes, ``bundle.json``)."""
+        return action_mapping_json(self.scale, self.offset, self.names, self.kind, self.kp, self.kd)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None, action_dim: int) -> ActionMapping:
+        """Read the wire form; none (or an empty one) is the identity on ``action_dim``."""
+        if not data:
+            return cls((1.0,) * action_dim, (0.0,) * action_dim)
+        return cls(
+            tuple(float(x) for x in data.get("scale", ())),
+            tuple(float(x) for x in data.get("offset", ())),
+            tuple(str(n) for n in data.get("names", ())),
+            str(data.get("kind", "actuator")),
+            tuple(float(x) for x in data.get("kp", ())),
+            tuple(float(x) for x in data.get("kd", ())),
+        )
+
+    def neutral(self, action_dim: int) -> np.ndarray:
+        """``(action_dim,)`` the normalised action whose command is zero (no torque, or the
+        zero target); zeros when the mapping does not give one scale and offset per action."""
+        if len(self.scale) != action_dim or len(self.offset) != action_dim:
+            return np.zeros(action_dim)
+        return neutral_action(self.scale, self.offset)
 
 
 @dataclass(frozen=True)

@@ -28,19 +28,6 @@ from sim_bridge.client import BridgeClient, EpisodeLost, HandshakeError, RemoteE
 from sim_bridge.protocol import ErrorCode
 
 
-def _mapping(data: dict[str, Any] | None, action_dim: int) -> ActionMapping:
-    if not data:
-        return ActionMapping((1.0,) * action_dim, (0.0,) * action_dim)
-    return ActionMapping(
-        tuple(data.get("scale", ())),
-        tuple(data.get("offset", ())),
-        tuple(data.get("names", ())),
-        data.get("kind", "actuator"),
-        tuple(data.get("kp", ())),
-        tuple(data.get("kd", ())),
-    )
-
-
 class RemoteEnv(Env):
     """A lockstep bridge server seen as an environment.
 
@@ -115,7 +102,7 @@ class RemoteEnv(Env):
                 control_period=info.control_period,
                 episode_length=min(int(raw["episode_length"]), episode_length or 2**62),
                 contract=contract,
-                action_mapping=_mapping(raw.get("action_mapping"), info.action_dim),
+                action_mapping=ActionMapping.from_json(raw.get("action_mapping"), info.action_dim),
                 physics_dt=float(raw.get("physics_dt", info.control_period)),
                 substeps=int(raw.get("substeps", 1)),
                 terminates=bool(raw.get("terminates")),

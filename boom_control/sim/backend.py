@@ -19,15 +19,7 @@ class SimBackend:
 
     def __init__(self, env: Env) -> None:
         self.env = env
-        mapping = env.spec.action_mapping
-        scale = np.asarray(mapping.scale, dtype=np.float64)
-        offset = np.asarray(mapping.offset, dtype=np.float64)
-        # Neutral = the normalised action whose actuator command is zero (no torque / the
-        # zero target), clipped into range.
-        safe = np.where(scale != 0.0, scale, 1.0)
-        self._neutral = np.clip(np.where(scale != 0.0, -offset / safe, 0.0), -1.0, 1.0)
-        if self._neutral.shape != (env.spec.action_dim,):
-            self._neutral = np.zeros(env.spec.action_dim)
+        self._neutral = env.spec.action_mapping.neutral(env.spec.action_dim)
 
     def describe(self) -> dict[str, Any]:
         spec = self.env.spec
