@@ -26,10 +26,10 @@ COMMANDS = {
     "tasks": ("boom_control.cli.tasks:tasks", "List every task with its dims and rates."),
     "train": ("boom_control.cli.train:train", "Train a BOOM agent on a task."),
     "eval": (
-        "boom_control.cli.train:evaluate",
+        "boom_control.cli.eval:evaluate",
         "Evaluate a checkpoint or bundle (planner and policy); render a video.",
     ),
-    "plot": ("boom_control.cli.train:plot", "Plot the learning curve of a run."),
+    "plot": ("boom_control.cli.plot:plot", "Plot the learning curve of a run."),
     "export": ("boom_control.cli.export:export", "Export a trained run to a controller bundle."),
     "bundle": ("boom_control.cli.bundle:bundle", "Bundle tools: upgrade a version-1 bundle."),
     "sim": ("boom_control.cli.sim:sim", "Serve a task's MuJoCo simulation over ZeroMQ."),
