@@ -11,7 +11,7 @@ Usage: benchmarks/humanoid_bench_env.sh [ENV_DIR]
 
 Creates a Python 3.11 virtual environment at ENV_DIR (default: .hb-env) holding the
 pinned, CPU-only dependencies of Humanoid-Bench and of boom-control's Gymnasium adapter
-(python -m sim_bridge.gym_server), and a .pth file that puts this boom-control checkout
+(python -m sim_bridge gym), and a .pth file that puts this boom-control checkout
 on the environment's import path. It does not install Humanoid-Bench itself: that is a
 separate checkout, installed into the environment by hand (see the last lines printed).
 
@@ -203,7 +203,7 @@ without its dependencies (pip's --no-deps: its own requirements would replace th
 above), check it, and serve a task:
 
   $0 --check $ENV_DIR
-  $ENV_DIR/bin/python -m sim_bridge.gym_server h1hand-walk-v0 \\
+  $ENV_DIR/bin/python -m sim_bridge gym h1hand-walk-v0 \\
       --import humanoid_bench --bind tcp://127.0.0.1:5555
 
 then, from boom-control's own environment:

@@ -3,7 +3,7 @@
 Needs only numpy, pyzmq, msgpack and gymnasium (never boom_control or torch), so it runs
 under another project's Python, for example Humanoid-Bench's::
 
-    PYTHONPATH=/path/to/boom-control python -m sim_bridge.gym_server h1hand-walk-v0 \\
+    PYTHONPATH=/path/to/boom-control python -m sim_bridge gym h1hand-walk-v0 \\
         --import humanoid_bench --bind tcp://127.0.0.1:5555
 
 and ``boom train task=zmq:tcp://127.0.0.1:5555`` trains on it. Observations (any space
@@ -216,10 +216,10 @@ class GymBackend:
         self.env.close()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m sim_bridge.gym_server ENV_ID [--import MODULE] [--bind ...]``."""
+def main(argv: list[str] | None = None, prog: str = "python -m sim_bridge gym") -> None:
+    """``python -m sim_bridge gym ENV_ID [--import MODULE] [--bind ...]``."""
     parser = argparse.ArgumentParser(
-        prog="python -m sim_bridge.gym_server",
+        prog=prog,
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

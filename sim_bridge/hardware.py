@@ -10,7 +10,7 @@ power. The server adds everything safety-related, so every driver gets it:
 * ``estop`` message: latched, calls :meth:`RobotDriver.estop`, then only the damping
   command is written until a ``reset`` with ``clear_estop``.
 
-Serve a driver with ``python -m sim_bridge.hardware my_pkg.my_driver:MyDriver --bind ...``.
+Serve a driver with ``python -m sim_bridge robot my_pkg.my_driver:MyDriver --bind ...``.
 See ``sim_bridge/drivers/template.py`` for writing one and ``drivers/mock.py`` for tests.
 """
 
@@ -168,9 +168,9 @@ def load_driver(spec: str) -> RobotDriver:
     return cls()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m sim_bridge.hardware MODULE:CLASS [--bind ...] [--watchdog N]``."""
-    parser = argparse.ArgumentParser(prog="python -m sim_bridge.hardware")
+def main(argv: list[str] | None = None, prog: str = "python -m sim_bridge robot") -> None:
+    """``python -m sim_bridge robot MODULE:CLASS [--bind ...] [--watchdog N]``."""
+    parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("driver", help="driver class as module:Class (built with no arguments)")
     parser.add_argument("--bind", default="tcp://127.0.0.1:5556")
     parser.add_argument("--watchdog", type=int, default=5)

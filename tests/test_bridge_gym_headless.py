@@ -43,7 +43,7 @@ def test_adapter_serves_a_render_by_default_env_without_a_display(tmp_path):
     if made.returncode == 0:
         pytest.skip("this machine can open an OpenGL context without a display")
     endpoint = f"ipc://{tmp_path}/gym.sock"
-    server = ["-m", "sim_bridge.gym_server", "RendersByDefault-v0"]
+    server = ["-m", "sim_bridge", "gym", "RendersByDefault-v0"]
     args = [*server, "--import", "render_by_default_env", "--bind", endpoint]
     log = tmp_path / "server.log"
     with ServerProcess(args, endpoint, env=NO_DISPLAY, log=log):

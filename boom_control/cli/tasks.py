@@ -68,7 +68,7 @@ def tasks(served: str | None, families: tuple[str, ...], as_json: bool) -> None:
     if "hb" in families and not hb.available():
         click.echo(
             "hb: Humanoid-Bench is not installed here; reach it through the bridge "
-            "(python -m sim_bridge.gym_server ... in its own environment, then task=zmq:...; "
+            "(python -m sim_bridge gym ... in its own environment, then task=zmq:...; "
             "see docs/humanoid_bench.md)",
             err=True,
         )

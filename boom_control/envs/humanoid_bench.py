@@ -4,7 +4,7 @@ Humanoid-Bench is not on PyPI and pins an old MuJoCo (3.1.6), so it normally liv
 own Python environment. Two ways to reach it:
 
 1. directly, when ``humanoid_bench`` is importable in this environment: ``hb:<gym id>``;
-2. through the sim bridge: run ``python -m sim_bridge.gym_server <gym id> --import
+2. through the sim bridge: run ``python -m sim_bridge gym <gym id> --import
    humanoid_bench`` with that environment's Python and use ``zmq:tcp://...`` here.
 """
 
@@ -62,7 +62,7 @@ INSTALL_HINT = (
     "lives in its own environment (benchmarks/humanoid_bench_env.sh builds one with CPU "
     "packages; install your Humanoid-Bench checkout into it without its dependencies), "
     "where the bridge's adapter serves its tasks:\n"
-    "  ~/hb-env/bin/python -m sim_bridge.gym_server h1hand-walk-v0 --import humanoid_bench "
+    "  ~/hb-env/bin/python -m sim_bridge gym h1hand-walk-v0 --import humanoid_bench "
     "--bind tcp://127.0.0.1:5555\n"
     "then use task=zmq:tcp://127.0.0.1:5555 here (see docs/humanoid_bench.md)."
 )

@@ -9,7 +9,7 @@ make ``estop`` cut actuation and ``damping_command`` describe the safe command.
 
 Serve it with::
 
-    python -m sim_bridge.hardware my_robot.driver:MyRobotDriver --bind tcp://127.0.0.1:5556
+    python -m sim_bridge robot my_robot.driver:MyRobotDriver --bind tcp://127.0.0.1:5556
 
 Checklist before a first run on hardware:
 
