@@ -117,8 +117,8 @@ def main() -> None:
                             }
                         )
     print(
-        f"bundle: {bundle.task_id}, preset {bundle.meta['model']['preset']}, "
-        f"{bundle.meta['model']['num_params']} parameters"
+        f"bundle: {bundle.task_id}, preset {bundle.info.model.preset}, "
+        f"{bundle.info.model.num_params} parameters"
     )
     print("| device | thr | part | batch | torch p50 | torchscript p50 | onnx p50 | onnx p99 |")
     print("|---|---|---|---|---|---|---|---|")
@@ -141,7 +141,7 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         meta = {
             "task": bundle.task_id,
-            "preset": bundle.meta["model"]["preset"],
+            "preset": bundle.info.model.preset,
             "machine": platform.machine(),
             "torch": torch.__version__,
             "repeats": args.repeats,

@@ -117,7 +117,7 @@ def bench_bundle(bundle: Bundle, settings, backends, threads, repeats, device) -
             for k, (_, consts, dev) in runners.items():
                 p50 = float(np.percentile(times[k], 50))
                 row = {
-                    "preset": bundle.meta["model"]["preset"],
+                    "preset": bundle.info.model.preset,
                     "backend": k,
                     "device": dev,
                     "threads": n_threads,

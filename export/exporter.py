@@ -227,14 +227,14 @@ def export_bundle(
         eager = PartsModel(EagerRunner(build_parts(model, consts)), model.bins, spec.terminates)
         report = parity_report(eager, tmp, meta, obs, consts, tolerance, seed)
         write_json(tmp / "parity.json", report)
-        meta["parity"] = {
+        parity = {
             "tolerance": tolerance,
             "passed": report["passed"],
             "max_error": report["max_error"],
         }
-        files = sorted(p for p in tmp.rglob("*") if p.is_file())
-        meta["files"] = {str(p.relative_to(tmp)): sha256(p) for p in files}
-        write_json(tmp / BUNDLE_FILE, meta)
+        written = sorted(p for p in tmp.rglob("*") if p.is_file())
+        checksums = {str(p.relative_to(tmp)): sha256(p) for p in written}
+        write_json(tmp / BUNDLE_FILE, {**meta, "parity": parity, "files": checksums})
         if not report["passed"]:
             raise ParityError(
                 f"parity check failed (max error {report['max_error']:.3g} > "

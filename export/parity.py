@@ -143,7 +143,7 @@ def parity_report(
         "tolerance": tolerance,
         "error": ERROR_MEASURE,
         "observations": int(obs.shape[0]),
-        "observations_from": meta["task"]["task_id"],
+        "observations_from": written.task_id,
         "plan_action_eager": ref_action.tolist(),
         "parts": parts,
         "plan": plans,

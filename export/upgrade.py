@@ -11,11 +11,10 @@ from pathlib import Path
 import torch
 
 from boom_control.bundle.load import BUNDLE_FILE, Bundle, read_meta, verify_files
+from boom_control.bundle.meta import BundleMeta
 from boom_control.bundle.task import bundle_env
 from boom_control.errors import BundleError
-from boom_control.model.config import ModelConfig
 from boom_control.model.world_model import WorldModel
-from boom_control.planner.config import PlannerConfig
 from export.exporter import export_bundle
 
 log = logging.getLogger(__name__)
@@ -46,43 +45,46 @@ def upgrade_bundle(
     old, new = Path(old), Path(new)
     if old.name == BUNDLE_FILE:
         old = old.parent
-    meta = read_meta(old)
-    if meta.get("format_version") != 1:
+    raw = read_meta(old)
+    info = BundleMeta.parse(raw, str(old / BUNDLE_FILE))
+    if info.format_version != 1:
         raise BundleError(
-            f"{old} is a version-{meta.get('format_version')} bundle; upgrade reads version 1"
+            f"{old} is a version-{info.format_version} bundle; upgrade reads version 1"
         )
-    verify_files(old, meta)
-    if V1_WEIGHTS not in meta.get("files", {}):
+    verify_files(old, raw)
+    if V1_WEIGHTS not in info.files:
         raise BundleError(f"{old} lists no {V1_WEIGHTS}")
     if old.resolve() == new.resolve():
         raise BundleError("write the upgraded bundle to a new folder (NEW must differ from OLD)")
-    t = meta["task"]
-    model = WorldModel(
-        int(t["obs_dim"]),
-        int(t["action_dim"]),
-        ModelConfig(**meta["model"]["config"]),
-        bool(t["terminates"]),
-    )
+    t = info.task
+    model = WorldModel(t.obs_dim, t.action_dim, info.model.config, t.terminates)
     model.load_state_dict(torch.load(old / V1_WEIGHTS, map_location="cpu", weights_only=True))
-    training = dict(meta.get("training", {}))
-    seed = int(training.get("seed", 0))
-    env = bundle_env(Bundle(old, meta), seed, task)
+    training = {
+        "step": info.training.step,
+        "seed": info.training.seed,
+        "eval_return": info.training.eval_return,
+        "source": info.training.source,
+        "init_from": info.training.init_from,
+        **info.training.extra,
+        "upgraded_from": 1,
+    }
+    env = bundle_env(Bundle(old, raw), info.training.seed, task)
     try:
         bundle = export_bundle(
             model.eval(),
             env,
-            PlannerConfig(**meta["planner"]["config"]),
-            float(meta["planner"]["gamma"]),
+            info.planner.config,
+            info.planner.gamma,
             new,
-            preset=meta["model"].get("preset"),
-            training={**training, "upgraded_from": 1},
+            preset=info.model.preset,
+            training=training,
             tolerance=tolerance,
             parity_steps=parity_steps,
             overwrite=overwrite,
         )
     finally:
         env.close()
-    listed = set(meta.get("files", {})) | {BUNDLE_FILE}
+    listed = set(info.files) | {BUNDLE_FILE}
     for path in sorted(p for p in old.rglob("*") if p.is_file()):
         rel = path.relative_to(old)
         if str(rel) not in listed and not (new / rel).exists():

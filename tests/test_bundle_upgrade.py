@@ -59,3 +59,19 @@ def test_upgrade_refuses_a_tampered_or_current_bundle(tiny_bundle, tmp_path):
     assert result.exit_code == 2 and "upgrade reads version 1" in result.output
     meta = json.loads((tiny_bundle / BUNDLE_FILE).read_text())
     assert meta["format_version"] == 2
+
+
+def test_metadata_is_parsed_once_and_names_what_is_missing(tiny_bundle, tmp_path):
+    from boom_control.bundle.meta import BundleMeta
+
+    bundle = load_bundle(tiny_bundle)
+    info = bundle.info
+    assert info.format_version == 2 and info.task.task_id == bundle.task_id
+    assert info.model.config.num_q == bundle.plan_constants().num_q
+    assert info.task.action_mapping.to_json() == bundle.meta["task"]["action_mapping"]
+    assert info.parity_max_error is not None and info.parity_max_error <= 1e-4
+    broken = {**bundle.meta, "planner": {"config": {}}}
+    with pytest.raises(BundleError, match="no 'gamma' entry"):
+        BundleMeta.parse(broken)
+    with pytest.raises(BundleError, match="wrong form"):
+        BundleMeta.parse({**bundle.meta, "format_version": "two"})

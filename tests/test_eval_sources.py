@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -13,27 +14,38 @@ from boom_control.bundle.task import bundle_env
 from boom_control.envs import make_env
 from boom_control.errors import BundleError, TaskError
 from boom_control.evaluation.sources import is_bundle, load_source
+from boom_control.model.config import ModelConfig
+from boom_control.planner.config import PlannerConfig
 
 
-def _fake_bundle(task_id: str, **options) -> Bundle:
+def _fake_meta(task_id: str, **options) -> dict:
     """Bundle metadata of ``task_id`` built with ``options`` (no model files needed)."""
     with make_env(task_id, seed=0, **options) as env:
         spec = env.spec
-    meta = {"task": {**spec.summary(), "observation_contract": spec.contract.to_json()}}
-    return Bundle(Path("fake"), meta)
+    return {
+        "format_version": 2,
+        "task": {**spec.summary(), "observation_contract": spec.contract.to_json()},
+        "model": {"config": dataclasses.asdict(ModelConfig()), "preset": None, "num_params": 0},
+        "planner": {"config": dataclasses.asdict(PlannerConfig()), "gamma": 0.99},
+    }
+
+
+def _fake_bundle(task_id: str, **options) -> Bundle:
+    return Bundle(Path("fake"), _fake_meta(task_id, **options))
 
 
 def test_bundle_env_restores_action_repeat_and_episode_length():
     bundle = _fake_bundle("dmc:cartpole-swingup", action_repeat=4, episode_length=50)
     with bundle_env(bundle, seed=0) as env:
-        assert env.spec.control_period == pytest.approx(bundle.meta["task"]["control_period"])
+        assert env.spec.control_period == pytest.approx(bundle.info.task.control_period)
         assert env.spec.episode_length == 50
         assert env.spec.contract.hash == bundle.contract.hash
 
 
 def test_bundle_env_refuses_another_contract():
-    bundle = _fake_bundle("dmc:cartpole-swingup")
-    bundle.meta["task"]["observation_contract"]["fields"][0]["key"] = "renamed"
+    meta = _fake_meta("dmc:cartpole-swingup")
+    meta["task"]["observation_contract"]["fields"][0]["key"] = "renamed"
+    bundle = Bundle(Path("fake"), meta)
     with pytest.raises(BundleError, match="contract mismatch"):
         bundle_env(bundle, seed=0)
 

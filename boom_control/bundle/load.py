@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from boom_control.bundle.meta import BundleMeta
 from boom_control.bundle.parts import build_parts
 from boom_control.bundle.runners import (
     BackendName,
@@ -37,10 +38,8 @@ from boom_control.bundle.runners import (
 )
 from boom_control.envs.contract import ObservationContract
 from boom_control.errors import BundleError
-from boom_control.model.config import ModelConfig
 from boom_control.model.ops import make_bins
 from boom_control.model.world_model import WorldModel
-from boom_control.planner.config import PlannerConfig
 from boom_control.planner.mppi import PlanConstants
 
 FORMAT = "boom-control-bundle"
@@ -85,30 +84,35 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class Bundle:
-    """A verified bundle: metadata and the paths of its parts."""
+    """A bundle: its folder, ``bundle.json`` as read (``meta``) and typed (``info``, parsed
+    once; what readers use)."""
 
     root: Path
     meta: dict[str, Any]
+    info: BundleMeta = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "info", BundleMeta.parse(self.meta, str(self.root / BUNDLE_FILE)))
 
     @property
     def task_id(self) -> str:
-        return self.meta["task"]["task_id"]
+        return self.info.task.task_id
 
     @property
     def contract(self) -> ObservationContract:
-        return ObservationContract.from_json(self.meta["task"]["observation_contract"])
+        return self.info.task.contract
 
     @property
     def obs_dim(self) -> int:
-        return int(self.meta["task"]["obs_dim"])
+        return self.info.task.obs_dim
 
     @property
     def action_dim(self) -> int:
-        return int(self.meta["task"]["action_dim"])
+        return self.info.task.action_dim
 
     @property
     def terminates(self) -> bool:
-        return bool(self.meta["task"]["terminates"])
+        return self.info.task.terminates
 
     @property
     def parts(self) -> list[str]:
@@ -123,25 +127,22 @@ class Bundle:
         return read_weights(self.root / self.meta["weights"])
 
     def bins(self, device: torch.device | str = "cpu") -> torch.Tensor:
-        m = self.meta["model"]
-        return make_bins(m["vmin"], m["vmax"], m["num_bins"]).to(device)
+        cfg = self.info.model.config
+        return make_bins(cfg.vmin, cfg.vmax, cfg.num_bins).to(device)
 
     def eager_model(self, device: torch.device | str = "cpu") -> WorldModel:
         """The eager world model rebuilt from the bundle's config and weights."""
-        task = self.meta["task"]
-        cfg = ModelConfig(**self.meta["model"]["config"])
-        model = WorldModel(task["obs_dim"], task["action_dim"], cfg, task["terminates"])
+        model = WorldModel(self.obs_dim, self.action_dim, self.info.model.config, self.terminates)
         model.load_state_dict(full_state(self.weights()))
         return model.to(device).eval()
 
     def plan_constants(self, device: torch.device | str = "cpu") -> PlanConstants:
         """Planner constants recorded in the bundle (the trained run's defaults)."""
-        p = self.meta["planner"]
         return PlanConstants.build(
-            PlannerConfig(**p["config"]),
+            self.info.planner.config,
             self.action_dim,
-            p["gamma"],
-            self.meta["model"]["config"]["num_q"],
+            self.info.planner.gamma,
+            self.info.model.config.num_q,
             torch.device(device),
             self.terminates,
         )

@@ -21,20 +21,19 @@ def bundle_env(bundle: Any, seed: int, task: str | None = None) -> Env:
         TaskError: the task cannot be built with the bundle's control period.
         boom_control.bundle.load.BundleError: the observation contracts differ.
     """
-    meta = bundle.meta["task"]
+    meta = bundle.info.task
     task_id = bundle.task_id if task is None else task
-    if task is None and "served" in meta:
-        served = meta["served"]
+    if task is None and meta.served is not None:
         raise TaskError(
             f"{bundle.root} was trained on {task_id}, served over the sim bridge by "
-            f"{served.get('server')} at {served.get('endpoint')}: serve that task again and "
+            f"{meta.served.server} at {meta.served.endpoint}: serve that task again and "
             "pass its endpoint, e.g. --task zmq:tcp://127.0.0.1:5555"
         )
     family, _ = split_task_id(task_id)
     options: dict[str, Any] = {}
     if family in EPISODE_OPTION_FAMILIES:
-        options["episode_length"] = int(meta["episode_length"])
-    period = float(meta["control_period"])
+        options["episode_length"] = meta.episode_length
+    period = meta.control_period
     if family == "dmc":
         # The suite's own control step, then as many of them as the bundle's period holds.
         probe = make_env(task_id, seed=seed, action_repeat=1)

@@ -44,5 +44,5 @@ def upgrade(
     size = sum(p.stat().st_size for p in done.root.rglob("*") if p.is_file())
     click.echo(
         f"bundle {done.root}: version 2, {size / 2**20:.1f} MiB, parity max error "
-        f"{done.meta['parity']['max_error']:.2e} (tolerance {tolerance:g})"
+        f"{done.info.parity_max_error:.2e} (tolerance {tolerance:g})"
     )

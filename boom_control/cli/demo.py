@@ -276,7 +276,7 @@ def demo(
     if rate is None:
         from boom_control.bundle.load import load_bundle
 
-        rate = float(load_bundle(bundle).meta["task"]["control_rate"])
+        rate = load_bundle(bundle).info.task.control_rate
     cuda = _uses_cuda(device)
     # at the small batches that fit a CPU budget the fused ONNX graph has the least overhead;
     # on a GPU eager PyTorch is bound by kernel launches (an H200 ran ~4 ms per MPPI iteration

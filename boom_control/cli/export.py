@@ -49,9 +49,8 @@ def export(source: Path, out: Path, tolerance: float, parity_steps: int, overwri
         raise click.ClickException(str(err)) from None
     report = json.loads((bundle.root / "parity.json").read_text())
     click.echo(format_report(report))
-    meta = bundle.meta
     click.echo(
         f"bundle {bundle.root}: {bundle.task_id}, obs {bundle.obs_dim}, action "
         f"{bundle.action_dim}, contract {bundle.contract.hash}, step "
-        f"{meta['training']['step']}, {len(meta['files'])} files"
+        f"{bundle.info.training.step}, {len(bundle.info.files)} files"
     )

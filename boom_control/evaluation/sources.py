@@ -139,13 +139,13 @@ def load_bundle_source(
     and its task (or ``task``)."""
 
     bundle = load_bundle(path)
-    training = bundle.meta.get("training", {})
-    seed = int(training.get("seed", 0)) if seed is None else seed
+    training = bundle.info.training
+    seed = training.seed if seed is None else seed
     seed_everything(seed)
     env = bundle_env(bundle, seed, task)
     backend = build_backend(bundle, "torch", device, samples=samples, iterations=iterations)
     actor = BackendActor(backend, seed)
-    step = int(training.get("step", 0))
+    step = training.step
     dev = str(backend.device)
     return EvalSource(
         "bundle",

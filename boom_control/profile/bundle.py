@@ -158,8 +158,8 @@ def profile_bundle(
     result: dict[str, Any] = {
         "bundle": str(bundle_path),
         "task": bundle.task_id,
-        "preset": bundle.meta["model"]["preset"],
-        "num_params": bundle.meta["model"]["num_params"],
+        "preset": bundle.info.model.preset,
+        "num_params": bundle.info.model.num_params,
         "backend": backend,
         "device": sweep.device_used,
         "threads": threads,

@@ -551,16 +551,14 @@ def _source_weights(source: str | Path) -> tuple[Path, dict[str, Any], Any, Any,
     A bundle is verified (checksums) before its weights are read; its target Qs (not in a
     bundle) start as the online ones.
     """
-    from boom_control.bundle.load import BUNDLE_FILE, full_state, load_bundle
+    from boom_control.bundle.load import BUNDLE_FILE, WEIGHTS, full_state, load_bundle
 
     root = Path(source)
     if (root / BUNDLE_FILE).is_file() or root.name == BUNDLE_FILE:
         bundle = load_bundle(root)  # verified (checksums) before its weights are read
-        path = bundle.root / bundle.meta["weights"]
+        path = bundle.root / WEIGHTS
         weights = full_state(bundle.weights())
-        training = bundle.meta.get("training", {})
-        step = int(training.get("step", -1))
-        return path, weights, bundle.task_id, bundle.meta["model"].get("preset"), step
+        return path, weights, bundle.task_id, bundle.info.model.preset, bundle.info.training.step
     path = resolve_checkpoint(source)
     ckpt = load_checkpoint(path)
     theirs = ckpt.get("config", {})
