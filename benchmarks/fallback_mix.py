@@ -23,9 +23,9 @@ from tqdm import tqdm
 
 from boom_control.bundle.load import load_bundle
 from boom_control.bundle.task import bundle_env
-from boom_control.control.backends import PlannerBackend
 from boom_control.control.factory import build_backend
 from boom_control.control.loop import shift_plan
+from boom_control.planner.backends import PlannerBackend
 from boom_control.planner.mppi import initial_state
 from boom_control.planner.types import PlanState
 

@@ -22,11 +22,11 @@ import torch
 
 from boom_control.bundle.load import Bundle, load_bundle
 from boom_control.config import config_dir, read_preset
-from boom_control.control.backends import override_constants
 from boom_control.control.factory import build_backend
 from boom_control.envs import make_env
 from boom_control.model.config import ModelConfig
 from boom_control.model.world_model import WorldModel
+from boom_control.planner.backends import override_constants
 from boom_control.planner.config import PlannerConfig
 from boom_control.planner.mppi import plan
 from export.exporter import export_bundle

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from boom_control.control.anytime import CostTracker, PlanJob, PlanWorker, plan_anytime
 from boom_control.control.clock import Ticker, sleep_until
 from boom_control.control.factory import build_backend
 from boom_control.control.loop import shift_plan
 from boom_control.control.safety import SafetyGuard, neutral_action
 from boom_control.envs import make_env
 from boom_control.errors import BackendError, DeviceError
+from boom_control.planner.anytime import CostTracker, PlanJob, PlanWorker, plan_anytime
 from boom_control.planner.mppi import draw_noise, plan
 from boom_control.planner.types import PlanState
 from export import load_bundle

@@ -1,7 +1,8 @@
-"""The real-time controller: planner backends, anytime MPPI, the fixed-rate loop, safety.
+"""The real-time controller: a bundle's planner under a deadline in a fixed-rate loop.
 
-* :mod:`.backends` / :mod:`.factory`: MPPI on torch, TorchScript, CUDA graphs or ONNX Runtime
-* :mod:`.anytime`: iterations under a deadline, the planning thread
+* :mod:`.factory`: a bundle's planner backend (:mod:`boom_control.planner.backends`: torch,
+  TorchScript, CUDA graphs or ONNX Runtime; iterations under a deadline in
+  :mod:`boom_control.planner.anytime`)
 * :mod:`.clock`: precise sleeping, absolute-deadline ticks
 * :mod:`.safety`: clipping, NaN/Inf hold, stale-observation damping
 * :mod:`.loop`: the control loop (``boom control``)

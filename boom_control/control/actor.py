@@ -1,6 +1,6 @@
 """A bundle's planner backend as an evaluation actor: no clock, every plan complete.
 
-:class:`BackendActor` gives a :class:`~boom_control.control.backends.PlannerBackend` the
+:class:`BackendActor` gives a :class:`~boom_control.planner.backends.PlannerBackend` the
 ``initial_plan_state`` / ``act`` interface of the training agent, so the evaluation and
 rendering loops of :mod:`boom_control.train.evaluate` run a shipped bundle exactly like a
 checkpoint: the policy action, or a full MPPI plan (all iterations, eval mode) warm-started
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from boom_control.control.backends import PlannerBackend
+from boom_control.planner.backends import PlannerBackend
 from boom_control.planner.mppi import initial_state
 from boom_control.planner.types import PlanState
 

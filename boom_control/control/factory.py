@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 
 from boom_control.bundle.load import Bundle
-from boom_control.control.backends import (
+from boom_control.device import resolve_device
+from boom_control.errors import BackendError
+from boom_control.planner.backends import (
     BACKENDS,
     CudaGraphBackend,
     OnnxBackend,
@@ -13,8 +15,6 @@ from boom_control.control.backends import (
     TorchScriptBackend,
     override_constants,
 )
-from boom_control.device import resolve_device
-from boom_control.errors import BackendError
 
 
 def build_backend(

@@ -41,12 +41,12 @@ from typing import IO
 import numpy as np
 import torch
 
-from boom_control.control.anytime import CostTracker, PlanJob, PlanResult, PlanWorker, plan_anytime
-from boom_control.control.backends import PlannerBackend
 from boom_control.control.clock import Ticker
 from boom_control.control.report import RunStats, StatusPrinter
 from boom_control.control.safety import SafetyGuard, neutral_action
 from boom_control.errors import ConfigError
+from boom_control.planner.anytime import CostTracker, PlanJob, PlanResult, PlanWorker, plan_anytime
+from boom_control.planner.backends import PlannerBackend
 from boom_control.planner.mppi import initial_state
 from boom_control.planner.types import PlanState
 from boom_control.telemetry import TelemetryWriter, TickRecord

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from boom_control.control.backends import PlannerBackend
+from boom_control.planner.backends import PlannerBackend
 from boom_control.planner.mppi import PlanNoise
 from boom_control.planner.types import PlanState
 
