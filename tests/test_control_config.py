@@ -69,4 +69,31 @@ def test_config_with_unknown_key_is_rejected(tiny_bundle, tmp_path):
     bad.write_text("samples: 16\nhorizon: 5\n")
     result = CliRunner().invoke(cli, ["control", str(tiny_bundle), "--config", str(bad)])
     assert result.exit_code != 0
-    assert "unknown key(s) ['horizon']" in result.output and "budget_ms" in result.output
+    assert "unknown config key 'horizon'" in result.output and "budget_ms" in result.output
+
+
+def test_control_config_loads_like_the_training_config(tmp_path):
+    import dataclasses
+
+    import pytest
+
+    from boom_control.control.config import ControlConfig, load_control_config
+    from boom_control.errors import ConfigError
+
+    # configs/control.yaml holds exactly the defaults
+    assert load_control_config() == ControlConfig()
+    fitted = tmp_path / "fitted.yaml"
+    fitted.write_text("samples: 16\niterations: 1\nbudget_ms: 9\nbackend: onnx\n")
+    cfg = load_control_config(["budget_ms=12", "rate=50"], ["control", fitted])
+    assert (cfg.samples, cfg.iterations, cfg.backend) == (16, 1, "onnx")
+    assert cfg.budget_ms == 12.0  # overrides win over the file
+    assert cfg.loop().budget_ms == 12.0 and cfg.loop().rate == 50.0
+    assert dataclasses.replace(cfg, policy_only=True).loop().policy_only
+    with pytest.raises(ConfigError, match="unknown config key 'horizon'"):
+        load_control_config(["horizon=5"])
+    with pytest.raises(ConfigError, match="must stay below the period"):
+        load_control_config(["budget_ms=19"])
+    with pytest.raises(ConfigError, match="samples must be >= 1"):
+        load_control_config(["samples=0"])
+    with pytest.raises(ConfigError, match="backend"):
+        load_control_config(["backend=tensorrt"])

@@ -35,6 +35,41 @@ def _run(step: str, cmd: list[str], required: bool = True) -> bool:
     return code == 0
 
 
+def _control(
+    bundle: Path,
+    endpoint: str,
+    rate: float,
+    budget_ms: float,
+    seconds: float,
+    device: str,
+    backend: str,
+    telemetry: Path,
+    fitted: Path | None,
+) -> None:
+    """Run the controller in this process (the fitted planner size, when there is one)."""
+    from boom_control.control.config import PRESET, load_control_config
+    from boom_control.control.report import format_summary
+    from boom_control.control.run import run_controller
+
+    settings = {
+        "connect": endpoint,
+        "rate": rate,
+        "budget_ms": budget_ms,
+        "duration": seconds,
+        "device": device,
+        "backend": backend,
+        "telemetry": str(telemetry),
+    }
+    cfg = load_control_config(settings, [PRESET, *([fitted] if fitted else [])])
+    using = f" with {fitted}" if fitted else ""
+    click.secho(f"\n== control: {bundle} -> {endpoint}{using}", bold=True, err=True)
+    summary = run_controller(
+        bundle, cfg, status=sys.stderr, announce=lambda line: click.echo(line, err=True)
+    )
+    click.echo(f"boom control: stopped ({summary['stop_reason']})", err=True)
+    click.echo(format_summary(summary))
+
+
 def _shipped_for(task: str) -> Path | None:
     """The shipped bundle of ``task`` (``h1:stand`` -> ``h1-stand``), if there is one."""
     from boom_control.bundles import shipped
@@ -304,28 +339,7 @@ def demo(
                 if time.monotonic() > deadline:
                     raise click.ClickException("boom sim did not come up within 60 s") from None
         quiet.setLevel(level)
-        _run(
-            "control",
-            _boom(
-                "control",
-                str(bundle),
-                "--connect",
-                endpoint,
-                "--rate",
-                f"{rate:g}",
-                "--budget-ms",
-                f"{budget_ms:g}",
-                "--duration",
-                f"{seconds:g}",
-                "--device",
-                device,
-                "--backend",
-                backend,
-                "--telemetry",
-                str(telemetry),
-                *(["--config", str(fitted)] if fitted else []),
-            ),
-        )
+        _control(bundle, endpoint, rate, budget_ms, seconds, device, backend, telemetry, fitted)
     finally:
         sim.terminate()
         try:
