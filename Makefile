@@ -58,7 +58,7 @@ format: $(STAMP)
 # Coverage-guided fuzzing of the bridge's decoder: make fuzz FUZZ_RUNS=1000000
 FUZZ_RUNS ?= 100000
 fuzz: $(STAMP)
-	$(PY) tests/fuzz_codec.py -runs=$(FUZZ_RUNS)
+	$(PY) tests/bridge/fuzz_codec.py -runs=$(FUZZ_RUNS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/env_speed.py --out benchmarks/results/env_speed.json

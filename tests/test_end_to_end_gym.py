@@ -93,5 +93,5 @@ def test_train_export_eval_control_through_the_gym_adapter(tmp_path):
     assert log.header["task"] == f"gym:{ENV_ID}" and log.header["mode"] == "realtime"
     assert log.header["device"].startswith("cpu")
     assert 55 <= len(log.ticks) <= 85  # 3 s at 25 Hz
-    assert log.summary is not None  # late sends counted (see tests/test_control_loop.py)
+    assert log.summary is not None  # late sends counted (see tests/control/test_control_loop.py)
     assert log.summary["late_sends"] == sum(t.late for t in log.ticks)

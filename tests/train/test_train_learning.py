@@ -1,6 +1,6 @@
 """Learning smoke test: a small BOOM agent learns cartpole-balance within 5000 agent steps.
 
-Slow (minutes on one CPU thread): run with ``pytest -m slow tests/test_train_learning.py``.
+Slow (minutes on one CPU thread): run with ``pytest -m slow tests/train/test_train_learning.py``.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from boom_control.cli import cli
 from sim_bridge.testing import ServerProcess
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _hb_python() -> str | None:

@@ -50,7 +50,7 @@ def test_demo_runs_sim_control_and_report(tiny_bundle, tmp_path):
     assert 140 <= len(log.ticks) <= 160  # 3 s at 50 Hz, every tick recorded
     assert [t.tick for t in log.ticks] == list(range(len(log.ticks)))
     # late sends are counted, not forbidden: on a busy machine the OS may hold the loop
-    # back (tests/test_control_loop.py checks that a slow plan never delays a send)
+    # back (tests/control/test_control_loop.py checks that a slow plan never delays a send)
     assert log.summary is not None and "episode_return" in json.dumps(log.summary)
     assert log.summary["late_sends"] == sum(t.late for t in log.ticks)
     report = json.loads((out / "report" / "report.json").read_text())

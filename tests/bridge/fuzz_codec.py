@@ -5,8 +5,8 @@ anything else (another exception, a crash, a hang) is a finding. Run it with lib
 flags, e.g. a million inputs, or forever with a corpus folder:
 
     pip install atheris
-    python tests/fuzz_codec.py -runs=1000000
-    python tests/fuzz_codec.py -max_total_time=3600 fuzz-corpus/
+    python tests/bridge/fuzz_codec.py -runs=1000000
+    python tests/bridge/fuzz_codec.py -max_total_time=3600 fuzz-corpus/
 """
 
 from __future__ import annotations

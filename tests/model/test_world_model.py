@@ -13,7 +13,7 @@ from boom_control.model.config import ModelConfig
 from boom_control.model.world_model import WorldModel
 
 torch.set_num_threads(1)
-CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "model"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "model"
 SMALL = ModelConfig(preset="test", enc_dim=32, mlp_dim=48, latent_dim=16, num_q=5)
 
 
