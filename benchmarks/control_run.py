@@ -1,8 +1,9 @@
 """Real-time control runs against `boom sim` for several planning budgets.
 
-For each budget a fresh real-time ``boom sim TASK`` process is started and ``boom
-control`` runs TICKS ticks at RATE Hz with telemetry; the table reports late sends,
-skipped ticks, fallback rate, mean MPPI iterations per tick and plan p50/p99.
+For each budget a fresh real-time ``boom sim TASK`` process is started and the
+controller (``run_controller``, what ``boom control`` runs) runs TICKS ticks at RATE Hz
+with telemetry in this process; the table reports late sends, skipped ticks, fallback
+rate, mean MPPI iterations per tick and plan p50/p99.
 
     python benchmarks/control_run.py BUNDLE --task h1:walk --budgets 10 15 --ticks 3000 \
         --backend onnx --threads 1 --out control_run.json
@@ -15,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
+from boom_control.control.config import load_control_config
+from boom_control.control.run import run_controller
 from boom_control.telemetry import read_telemetry
 from sim_bridge.testing import ServerProcess, free_tcp_endpoint
 
@@ -28,25 +29,23 @@ def run_one(bundle: Path, task: str, budget: float, args, tmp: Path) -> dict:
     endpoint = free_tcp_endpoint()
     telemetry = (args.keep or tmp) / f"budget{budget:g}.jsonl"
     sim = ["-m", "boom_control", "sim", task, "--bind", endpoint, "--mode", "realtime"]
-    cmd = [
-        sys.executable, "-m", "boom_control", "control", str(bundle), "--connect", endpoint,
-        "--rate", str(args.rate), "--budget-ms", str(budget), "--backend", args.backend,
-        "--device", args.device, "--duration", str(args.ticks / args.rate),
-        "--telemetry", str(telemetry), "--threads", str(args.threads),
-        "--rt-priority", str(args.rt_priority),
-        "--planner-rt-priority", str(args.planner_rt_priority),
-    ]  # fmt: skip
-    if args.samples:
-        cmd += ["--samples", str(args.samples)]
-    if args.iterations:
-        cmd += ["--iterations", str(args.iterations)]
-    if args.bf16:
-        cmd += ["--bf16"]
+    settings = {
+        "connect": endpoint,
+        "rate": args.rate,
+        "budget_ms": budget,
+        "backend": args.backend,
+        "device": args.device,
+        "duration": args.ticks / args.rate,
+        "telemetry": str(telemetry),
+        "threads": args.threads,
+        "rt_priority": args.rt_priority,
+        "planner_rt_priority": args.planner_rt_priority,
+        "samples": args.samples or None,
+        "iterations": args.iterations or None,
+        "bf16": args.bf16,
+    }
     with ServerProcess(sim, endpoint):
-        done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"boom control failed:\n{done.stdout}\n{done.stderr}")
-    print(done.stderr.strip().splitlines()[1], flush=True)  # the backend line
+        run_controller(bundle, load_control_config(settings), announce=print)
     log = read_telemetry(telemetry)
     s = log.summary
     return {
