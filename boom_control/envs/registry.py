@@ -10,12 +10,14 @@ Task ids are namespaced by family:
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from boom_control.config import from_dict
 from boom_control.envs.base import Env
-from boom_control.errors import TaskError
+from boom_control.envs.options import OPTIONS
+from boom_control.errors import ConfigError, TaskError
 
 FAMILIES = ("dmc", "h1", "hb", "zmq")
 
@@ -70,15 +72,26 @@ def make_env(task_id: str, seed: int | None = 0, **options: Any) -> Env:
     """
     family, name = split_task_id(task_id)
     factory = _factory(family)
-    params = inspect.signature(factory).parameters
-    valid = [p for p in params if p not in ("self", "name", "seed")]
+    check_options(family, options)
+    return factory(name, seed=seed, **options)
+
+
+def check_options(family: str, options: dict[str, Any]) -> None:
+    """Refuse ``options`` that are not the family's (:data:`~boom_control.envs.options.
+    OPTIONS`), or of the wrong type, naming the option and the valid ones."""
+    cls = OPTIONS[family]
+    valid = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise TaskError(
             f"unknown option(s) {unknown} for {family}: tasks; valid options: "
             f"{', '.join(valid) or 'none'}"
         )
-    return factory(name, seed=seed, **options)
+    try:
+        from_dict(cls, options)
+    except ConfigError as err:
+        message = str(err).replace("config key", "task option", 1)
+        raise TaskError(f"{family}: tasks: {message}") from None
 
 
 def list_tasks(families: tuple[str, ...] = ("dmc", "h1", "hb")) -> list[str]:

@@ -128,3 +128,24 @@ def test_humanoid_bench_family_when_installed():  # pragma: no cover - optional
     assert (env.spec.obs_dim, env.spec.action_dim) == (151, 61)
     obs, rewards = rollout(env, seed=0, steps=20)
     assert np.isfinite(obs).all() and np.isfinite(rewards).all()
+
+
+def test_task_options_are_typed_per_family_and_match_the_constructors():
+    import dataclasses
+    import inspect
+    from pathlib import Path
+
+    from boom_control.envs.options import OPTIONS
+    from boom_control.envs.registry import _factory
+
+    for family, cls in OPTIONS.items():
+        params = inspect.signature(_factory(family)).parameters
+        declared = {p.name: p.default for p in params.values() if p.name not in ("name", "seed")}
+        typed = {f.name: f.default for f in dataclasses.fields(cls)}
+        assert typed == declared, family
+    with pytest.raises(TaskError, match="task option 'action_repeat' must be int, got 'x'"):
+        make_env("dmc:cartpole-swingup", action_repeat="x")
+    with pytest.raises(TaskError, match="valid options: action_repeat, episode_length"):
+        make_env("dmc:cartpole-swingup", repeat=2)
+    with pytest.raises(TaskError, match="no such file|not found|model"):
+        make_env("h1:stand", model_path=Path("/nonexistent/h1.xml"))  # a path is accepted
