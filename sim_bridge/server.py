@@ -505,6 +505,8 @@ class BridgeServer:
         stale = self._clients.pop(ident, None)
         if stale is not None and stale is not client:  # this connection's own old session
             self._pool.release(stale.backend)
+            if stale.key is not None and self._keys.get(stale.key) == ident:
+                del self._keys[stale.key]
         client.last_seq, client.last_seen = seq, now
         self._clients[ident] = client
         self._keys[key] = ident
