@@ -180,3 +180,42 @@ def test_instance_pool_hands_out_up_to_its_capacity():
     assert built == []
     single = InstancePool(object(), None, capacity=8)
     assert single.capacity == 1 and single.acquire() is not None and single.acquire() is None
+
+
+def test_a_malformed_client_id_is_refused_by_name():
+    import zmq
+
+    from sim_bridge import protocol as P
+
+    endpoint = free_tcp_endpoint()
+    with _serve(endpoint) as server:
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.DEALER)
+        sock.linger = 0
+        sock.rcvtimeo = 2000
+        sock.connect(endpoint)
+        codec = P.Codec()
+        try:
+            for seq, bad in enumerate(("abc", -1, 2**63, True), start=1):
+                sock.send(codec.encode(P.HELLO, seq, client="probe", client_id=bad))
+                reply = codec.decode(sock.recv())
+                assert reply["type"] == P.ERROR and reply["code"] == P.ErrorCode.MALFORMED
+                assert "client_id" in reply["message"]
+            assert server.stats.faults == 0 and not server._clients
+        finally:
+            sock.close(0)
+            ctx.term()
+
+
+def test_adapter_refuses_kwargs_that_are_not_a_json_object():
+    import subprocess
+    import sys
+
+    for kwargs, message in (("{not json", "--kwargs is not JSON"), ("[1]", "JSON object")):
+        done = subprocess.run(
+            [sys.executable, "-m", "sim_bridge", "gym", "Pendulum-v1", "--kwargs", kwargs],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2 and message in done.stderr
