@@ -8,7 +8,7 @@ rate, mean MPPI iterations per tick and plan p50/p99.
     python benchmarks/control_run.py BUNDLE --task h1:walk --budgets 10 15 --ticks 3000 \
         --backend onnx --threads 1 --out control_run.json
 
-Without a BUNDLE argument a randomly initialised model of ``--preset`` is exported to a
+Without a BUNDLE argument a randomly initialised model of ``--size`` is exported to a
 temporary bundle for the task (timing does not depend on the weights).
 """
 
@@ -70,7 +70,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("bundle", nargs="?", type=Path, default=None)
     ap.add_argument("--task", default="h1:walk")
-    ap.add_argument("--preset", default="5M", help="model preset when no bundle is given")
+    ap.add_argument("--size", "--preset", default="5M", help="model size when no bundle is given")
     ap.add_argument("--budgets", nargs="+", type=float, default=[10.0, 15.0])
     ap.add_argument("--ticks", type=int, default=3000)
     ap.add_argument("--rate", type=float, default=50.0)
@@ -93,7 +93,7 @@ def main() -> None:
         if bundle is None:
             from plan_latency import random_bundle
 
-            bundle = random_bundle(args.preset, args.task, Path(tmp) / "bundle").root
+            bundle = random_bundle(args.size, args.task, Path(tmp) / "bundle").root
         for budget in args.budgets:
             row = run_one(bundle, args.task, budget, args, Path(tmp))
             rows.append(row)

@@ -28,7 +28,7 @@ from boom_control.train.trainer import make_agent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--task", default="dmc:cartpole-swingup")
-    parser.add_argument("--preset", default="1M")
+    parser.add_argument("--size", "--preset", default="1M")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--episodes", type=int, default=2, help="episodes per timing")
     parser.add_argument("--steps", type=int, default=100, help="steps per episode")
@@ -40,7 +40,7 @@ def main() -> None:
         parser.error("--workers, --episodes and --steps must be at least 1")
 
     torch.set_num_threads(args.threads)
-    cfg = make_config(args.preset, "fast+bf16+compile", "cpu", "unused", 256)
+    cfg = make_config(args.size, "fast+bf16+compile", "cpu", "unused", 256)
     envs = [
         make_env(args.task, seed=k, episode_length=args.steps) for k in range(max(args.workers))
     ]
@@ -59,7 +59,7 @@ def main() -> None:
         env.close()
     agree = all(np.array_equal(returns[w], returns[args.workers[0]]) for w in args.workers)
     plans = args.episodes * args.steps
-    print(f"{args.task}, {args.preset}, {args.episodes} x {args.steps}-step planner episodes")
+    print(f"{args.task}, {args.size}, {args.episodes} x {args.steps}-step planner episodes")
     print("| workers | s (median) | planner steps/s | speed-up |\n|---|---|---|---|")
     base = statistics.median(times[args.workers[0]])
     rows = []
@@ -74,7 +74,7 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         result = {
             "task": args.task,
-            "preset": args.preset,
+            "size": args.size,
             "episodes": args.episodes,
             "steps": args.steps,
             "threads": args.threads,

@@ -2,10 +2,10 @@
 
 For each exported part (encoder, dynamics, reward, q with 2 heads, policy, termination if
 any, rollout_value) at batch 1 and batch 512, on the CPU with 1 and 2 threads (and CUDA
-when available). A bundle is made from a freshly initialised model of the chosen preset
+when available). A bundle is made from a freshly initialised model of the chosen size
 unless ``--bundle`` points at a real one (weights do not change latency).
 
-    python benchmarks/export_latency.py --preset 5M --out benchmarks/results/export_latency.json
+    python benchmarks/export_latency.py --size 5M --out benchmarks/results/export_latency.json
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from export import export_bundle, load_bundle
 from export.parity import part_inputs
 
 
-def make_bundle(task: str, preset: str, out: Path) -> Path:
+def make_bundle(task: str, size: str, out: Path) -> Path:
     env = make_env(task, seed=0)
-    cfg = load_config(ModelConfig, presets=[config_dir() / "model" / f"{preset}.yaml"])
+    cfg = load_config(ModelConfig, presets=[config_dir() / "model" / f"{size}.yaml"])
     torch.manual_seed(0)
     model = WorldModel(env.spec.obs_dim, env.spec.action_dim, cfg, env.spec.terminates)
     export_bundle(
@@ -41,7 +41,7 @@ def make_bundle(task: str, preset: str, out: Path) -> Path:
         PlannerConfig(),
         discount_for(env.spec.episode_length),
         out,
-        preset=preset,
+        size=size,
         training={"step": 0, "eval_return": None},
         parity_steps=16,
     )
@@ -66,7 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, default=None, help="an existing bundle")
     parser.add_argument("--task", default="dmc:humanoid-walk")
-    parser.add_argument("--preset", default="5M")
+    parser.add_argument("--size", "--preset", default="5M")
     parser.add_argument("--batches", default="1,512")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--repeats", type=int, default=50)
@@ -74,7 +74,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.bundle or make_bundle(args.task, args.preset, Path(tmp) / "bundle")
+        path = args.bundle or make_bundle(args.task, args.size, Path(tmp) / "bundle")
         bundle = load_bundle(path)
         devices = [("cpu", int(t)) for t in args.threads.split(",")]
         if torch.cuda.is_available():
@@ -117,7 +117,7 @@ def main() -> None:
                             }
                         )
     print(
-        f"bundle: {bundle.task_id}, preset {bundle.info.model.preset}, "
+        f"bundle: {bundle.task_id}, size {bundle.info.model.size}, "
         f"{bundle.info.model.num_params} parameters"
     )
     print("| device | thr | part | batch | torch p50 | torchscript p50 | onnx p50 | onnx p99 |")
@@ -141,7 +141,7 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         meta = {
             "task": bundle.task_id,
-            "preset": bundle.info.model.preset,
+            "size": bundle.info.model.size,
             "machine": platform.machine(),
             "torch": torch.__version__,
             "repeats": args.repeats,

@@ -209,7 +209,7 @@ above), check it, and serve a task:
 then, from boom-control's own environment:
 
   boom tasks zmq:tcp://127.0.0.1:5555
-  boom train --preset train_cpu task=zmq:tcp://127.0.0.1:5555 preset=1M
+  boom train --preset train_cpu task=zmq:tcp://127.0.0.1:5555 size=1M
 
 (docs/humanoid_bench.md has the rest.)
 EOF

@@ -15,7 +15,7 @@ TD-MPC2's mean at 100k env steps), plus one learning-curve figure per task.
 
 A job is ``TASK:VARIANT`` with VARIANT ``boom`` or ``lambda0``. Defaults: BOOM on
 cartpole-swingup and walker-walk and the baseline on cartpole-swingup, 50k agent steps
-(100k env steps at action repeat 2), the 1M preset, the paper's planner, seed 1.
+(100k env steps at action repeat 2), the 1M model, the paper's planner, seed 1.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def job_config(args: argparse.Namespace, task: str, variant: str, seed: int, min
     resume = (folder / "checkpoints" / "latest.pt").is_file()
     overrides = [
         f"task={task}",
-        *([f"preset={args.preset}"] if args.preset else []),
+        *([f"size={args.size}"] if args.size else []),
         f"steps={args.steps}",
         f"seed={seed}",
         f"device={args.device}",
@@ -211,7 +211,9 @@ def main() -> None:
     parser.add_argument("--jobs", nargs="+", default=list(JOBS), help="TASK:VARIANT entries")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1])
     parser.add_argument("--steps", type=int, default=50_000, help="agent steps per run")
-    parser.add_argument("--preset", default="1M", help="model size preset ('' keeps presets')")
+    parser.add_argument(
+        "--size", "--preset", default="1M", help="model size ('' keeps the presets' size)"
+    )
     parser.add_argument(
         "--train-preset",
         nargs="*",

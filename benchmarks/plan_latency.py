@@ -1,11 +1,11 @@
 """Latency of one MPPI plan per controller backend (p50/p99), against plain eager PyTorch.
 
-A randomly initialised world model of each preset is exported to a temporary bundle for
+A randomly initialised world model of each size is exported to a temporary bundle for
 the task (latency does not depend on the weights), then every backend plans from a real
 observation with fixed noise. The reference is the training planner
 (:func:`boom_control.planner.mppi.plan`) on the eager model under ``torch.no_grad``.
 
-    python benchmarks/plan_latency.py --presets 5M 1M --threads 1 2 --repeats 20 \
+    python benchmarks/plan_latency.py --sizes 5M 1M --threads 1 2 --repeats 20 \
         --out plan_latency.json
 """
 
@@ -32,10 +32,10 @@ from boom_control.planner.mppi import plan
 from export.exporter import export_bundle
 
 
-def random_bundle(preset: str, task: str, out: Path, seed: int = 0) -> Bundle:
-    """Export a randomly initialised model of ``preset`` for ``task`` to ``out``."""
+def random_bundle(size: str, task: str, out: Path, seed: int = 0) -> Bundle:
+    """Export a randomly initialised model of ``size`` for ``task`` to ``out``."""
     torch.manual_seed(seed)
-    sizes = read_preset(config_dir() / "model" / f"{preset}.yaml")
+    sizes = read_preset(config_dir() / "model" / f"{size}.yaml")
     env = make_env(task, seed=seed)
     model = WorldModel(
         env.spec.obs_dim, env.spec.action_dim, ModelConfig(**sizes), env.spec.terminates
@@ -48,7 +48,7 @@ def random_bundle(preset: str, task: str, out: Path, seed: int = 0) -> Bundle:
             PlannerConfig(),
             0.99,
             out,
-            preset=preset,
+            size=size,
             training=training,
             parity_steps=8,
             tolerance=1e-3,
@@ -117,7 +117,7 @@ def bench_bundle(bundle: Bundle, settings, backends, threads, repeats, device) -
             for k, (_, consts, dev) in runners.items():
                 p50 = float(np.percentile(times[k], 50))
                 row = {
-                    "preset": bundle.info.model.preset,
+                    "size": bundle.info.model.size,
                     "backend": k,
                     "device": dev,
                     "threads": n_threads,
@@ -150,7 +150,7 @@ def _noise(consts, device):
 def _fmt(r: dict) -> str:
     sp = f"{r['speedup_vs_eager']:.2f}x" if r["speedup_vs_eager"] else "-"
     return (
-        f"{r['preset']:>3} {r['backend']:<16} {r['device']:<5} thr {r['threads']} "
+        f"{r['size']:>3} {r['backend']:<16} {r['device']:<5} thr {r['threads']} "
         f"{r['samples']:>4}x{r['iterations']:<2} p50 {r['p50_ms']:8.2f} ms  "
         f"p99 {r['p99_ms']:8.2f} ms  speed-up {sp}"
     )
@@ -159,7 +159,7 @@ def _fmt(r: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", default="h1:walk")
-    ap.add_argument("--presets", nargs="+", default=["5M", "1M"])
+    ap.add_argument("--sizes", "--presets", nargs="+", default=["5M", "1M"])
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     ap.add_argument(
         "--settings",
@@ -182,8 +182,8 @@ def main() -> None:
     ]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for preset in args.presets:
-            bundle = random_bundle(preset, args.task, Path(tmp) / preset)
+        for size in args.sizes:
+            bundle = random_bundle(size, args.task, Path(tmp) / size)
             bundle = load_bundle(bundle.root)
             rows += bench_bundle(
                 bundle, settings, backends, args.threads, args.repeats, args.device

@@ -1,6 +1,6 @@
 """Learner speed: agent steps/s of real training, ms per update and ms per planning call.
 
-For each model preset, CPU thread count (and the GPU when available) and speed variant, a
+For each model size, CPU thread count (and the GPU when available) and speed variant, a
 :class:`Trainer` is built on ``dmc:humanoid-walk`` (obs 67, A 21) with the paper's planner
 (512 samples, 64 elites, 24 policy trajectories, 6+2 iterations, horizon 3) and batch 256.
 After a short seed phase it runs real agent steps exactly as ``Trainer.run`` does (plan,
@@ -18,7 +18,7 @@ runs in a second thread while the planner acts, so it adds one busy thread to ``
 replayed from a CUDA graph; CUDA only).
 
     python benchmarks/train_speed.py --out benchmarks/results/train_speed.json
-    python benchmarks/train_speed.py --presets 1M --threads 2 --variants eager fast+bf16
+    python benchmarks/train_speed.py --sizes 1M --threads 2 --variants eager fast+bf16
     python benchmarks/train_speed.py --quick          # a few repetitions only
 """
 
@@ -64,7 +64,7 @@ def _timed(fn, device: torch.device, reps: int) -> list[float]:
     return times
 
 
-def make_config(preset: str, variant: str, device: str, run_dir: str, batch: int) -> TrainConfig:
+def make_config(size: str, variant: str, device: str, run_dir: str, batch: int) -> TrainConfig:
     """Training config of one variant (paper planner settings, batch ``batch``)."""
     features = set(variant.split("+")) - {"eager"}
     split = [f for f in features if f.startswith("split") and f[5:].isdigit()]
@@ -73,7 +73,7 @@ def make_config(preset: str, variant: str, device: str, run_dir: str, batch: int
     unknown = features - set(FEATURES)
     if unknown:
         raise SystemExit(f"unknown variant feature(s) {sorted(unknown)}; choose from {FEATURES}")
-    model = load_config(ModelConfig, presets=[config_dir() / "model" / f"{preset}.yaml"])
+    model = load_config(ModelConfig, presets=[config_dir() / "model" / f"{size}.yaml"])
     cfg = TrainConfig(
         task=TASK,
         seed=0,
@@ -162,13 +162,13 @@ class Subject:
         }
 
 
-def bench(preset: str, device_name: str, threads: int, args: argparse.Namespace) -> list[dict]:
-    """All variants of one preset on one device, timed interleaved."""
+def bench(size: str, device_name: str, threads: int, args: argparse.Namespace) -> list[dict]:
+    """All variants of one size on one device, timed interleaved."""
     device = torch.device(device_name)
     subjects = {}
     with tempfile.TemporaryDirectory() as tmp:
         for variant in args.variants:
-            cfg = make_config(preset, variant, device_name, f"{tmp}/{variant}", args.batch_size)
+            cfg = make_config(size, variant, device_name, f"{tmp}/{variant}", args.batch_size)
             subjects[variant] = Subject(cfg, device)
         for _ in range(args.rounds):
             for subject in subjects.values():
@@ -177,7 +177,7 @@ def bench(preset: str, device_name: str, threads: int, args: argparse.Namespace)
     for variant, subject in subjects.items():
         agent = subject.trainer.agent
         row = {
-            "preset": preset,
+            "size": size,
             "device": device_name,
             "threads": threads,
             "variant": variant,
@@ -193,21 +193,21 @@ def bench(preset: str, device_name: str, threads: int, args: argparse.Namespace)
 
 def _line(r: dict) -> str:
     return (
-        f"| {r['preset']} | {r['device']} | {r['threads']} | {r['variant']} | "
+        f"| {r['size']} | {r['device']} | {r['threads']} | {r['variant']} | "
         f"{r['steps_per_s']:.2f} | {r['steps_per_s_best']:.2f} | {r['ms_per_update']:.0f} | "
         f"{r['ms_per_plan']:.0f} | {r['ms_per_env_step']:.1f} | {r['warmup_s']:.0f} |"
     )
 
 
 HEADER = (
-    "| preset | device | threads | variant | steps/s | best steps/s | ms/update | ms/plan "
+    "| size | device | threads | variant | steps/s | best steps/s | ms/update | ms/plan "
     "| ms/env step | warm-up s |\n|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presets", nargs="+", default=["1M", "5M"])
+    parser.add_argument("--sizes", "--presets", nargs="+", default=["1M", "5M"])
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument(
         "--variants", nargs="+", default=["eager", "fast", "fast+bf16", "fast+bf16+compile"]
@@ -230,8 +230,8 @@ def main() -> None:
     rows = []
     for device_name, threads in runs:
         torch.set_num_threads(threads)
-        for preset in args.presets:
-            rows += bench(preset, device_name, threads, args)
+        for size in args.sizes:
+            rows += bench(size, device_name, threads, args)
     meta = {
         "torch": torch.__version__,
         "python": platform.python_version(),

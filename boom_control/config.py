@@ -3,7 +3,7 @@
 Schemas are frozen dataclasses defined next to the code they configure (task, learner,
 deployment). This module only *loads* them:
 
-    cfg = load_config(TrainConfig, presets=["train"], overrides=["model.preset=5M", "seed=3"])
+    cfg = load_config(TrainConfig, presets=["train"], overrides=["model.size=5M", "seed=3"])
 
 Order of precedence: dataclass defaults < YAML presets (in order) < command-line overrides.
 A misspelled key or a value of the wrong type raises :class:`ConfigError` naming the key

@@ -151,7 +151,7 @@ def export_bundle(
     gamma: float,
     out: str | Path,
     *,
-    preset: str,
+    size: str,
     training: dict[str, Any],
     tolerance: float = 1e-4,
     parity_steps: int = 64,
@@ -166,7 +166,7 @@ def export_bundle(
         env: the task it was trained on (observations are recorded from it).
         planner_cfg, gamma: planner defaults written into the bundle and the fused graph.
         out: bundle folder to create.
-        preset: model size preset name (informational).
+        size: name of the model size (informational).
         training: ``{"step": int, "eval_return": float | None, "source": str, ...}``.
         tolerance: largest parity error allowed for every part and the plan (absolute below
             1, relative to the output row's largest value above:
@@ -206,7 +206,7 @@ def export_bundle(
                 **_served(spec),
             },
             "model": {
-                "preset": preset,
+                "size": size,
                 "config": dataclasses.asdict(model.cfg),
                 "vmin": model.cfg.vmin,
                 "vmax": model.cfg.vmax,
@@ -307,7 +307,7 @@ def export_run(
             cfg.planner,
             agent.gamma,
             out,
-            preset=cfg.model.preset,
+            size=cfg.model.size,
             training=training,
             tolerance=tolerance,
             parity_steps=parity_steps,

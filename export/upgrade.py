@@ -76,7 +76,7 @@ def upgrade_bundle(
             info.planner.config,
             info.planner.gamma,
             new,
-            preset=info.model.preset,
+            size=info.model.size,
             training=training,
             tolerance=tolerance,
             parity_steps=parity_steps,

@@ -23,7 +23,7 @@ eval_episodes: 1
 checkpoint_every: 260
 log_every: 50
 device: cpu
-model: {preset: tiny, enc_dim: 32, mlp_dim: 32, latent_dim: 16, num_q: 2}
+model: {size: tiny, enc_dim: 32, mlp_dim: 32, latent_dim: 16, num_q: 2}
 planner: {iterations: 2, num_samples: 32, num_elites: 8, num_pi_trajs: 4}
 agent: {batch_size: 16}
 """

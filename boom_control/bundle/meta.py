@@ -40,10 +40,10 @@ class TaskMeta:
 
 @dataclass(frozen=True)
 class ModelMeta:
-    """The world model: its sizes, preset name and parameter count."""
+    """The world model: its widths, the name of its size and its parameter count."""
 
     config: ModelConfig
-    preset: str | None
+    size: str | None
     num_params: int
 
 
@@ -107,7 +107,7 @@ class BundleMeta:
             return cls(
                 format_version=int(raw["format_version"]),
                 task=task,
-                model=ModelMeta(ModelConfig(**m["config"]), m.get("preset"), int(m["num_params"])),
+                model=_model_meta(m),
                 planner=PlannerMeta(PlannerConfig(**p["config"]), float(p["gamma"])),
                 training=TrainingMeta(
                     step=int(training.get("step", 0)),
@@ -124,3 +124,10 @@ class BundleMeta:
             raise BundleError(f"{where} has no {err.args[0]!r} entry") from None
         except (TypeError, ValueError) as err:
             raise BundleError(f"{where} has an entry of the wrong form: {err}") from None
+
+
+def _model_meta(m: dict[str, Any]) -> ModelMeta:
+    """The model entry; bundles written before model sizes had their own name call the size
+    ``preset`` (in the entry and in its config)."""
+    config = {("size" if k == "preset" else k): v for k, v in m["config"].items()}
+    return ModelMeta(ModelConfig(**config), m.get("size", m.get("preset")), int(m["num_params"]))

@@ -10,7 +10,7 @@ import click
 
 TRAIN_EPILOG = """\b
 Common keys (every key and its value: --print-config):
-  task, preset (1M | 5M), steps, seed, device (auto | cpu | cuda[:N])
+  task, size (1M | 5M), steps, seed, device (auto | cpu | cuda[:N])
   eval_freq, eval_episodes, eval_workers, checkpoint_every
   overlap_update=true       update beside the planner (a second core)
   planner.threads=2         planning rollouts on two threads (with overlap: 2 cores busy)
@@ -41,7 +41,7 @@ Presets (--preset NAME): train_fast (fast Mish, bf16 where native, torch.compile
 def train(overrides: tuple[str, ...], presets: tuple[str, ...], print_config: bool) -> None:
     """Train a BOOM agent. OVERRIDES are dotted key=value pairs, e.g.
 
-    boom train task=dmc:cartpole-swingup preset=1M steps=20000 seed=1 device=cpu
+    boom train task=dmc:cartpole-swingup size=1M steps=20000 seed=1 device=cpu
 
     Continue a stopped run with: boom train run_dir=runs/<run> resume=true
     """
@@ -68,7 +68,7 @@ def train(overrides: tuple[str, ...], presets: tuple[str, ...], print_config: bo
         )
     click.echo(f"run dir: {run_dir}")
     click.echo(f"device: {describe_device(device)}")
-    click.echo(f"task: {cfg.task}  model: {cfg.model.preset}  steps: {cfg.steps}  seed: {cfg.seed}")
+    click.echo(f"task: {cfg.task}  model: {cfg.model.size}  steps: {cfg.steps}  seed: {cfg.seed}")
     hint = _cpu_speed_hint(cfg, device.type)
     if hint:
         click.echo(hint)

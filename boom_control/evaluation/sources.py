@@ -21,14 +21,13 @@ from typing import Any
 
 from boom_control.bundle.load import BUNDLE_FILE, load_bundle
 from boom_control.bundle.task import bundle_env
-from boom_control.config import from_dict
 from boom_control.control.actor import BackendActor
 from boom_control.control.factory import build_backend
 from boom_control.device import resolve_device
 from boom_control.envs import Env, make_env
 from boom_control.errors import ConfigError, TaskError
 from boom_control.train.checkpoint import load_checkpoint, resolve_checkpoint, seed_everything
-from boom_control.train.config import TrainConfig
+from boom_control.train.config import train_config_from_saved
 from boom_control.train.trainer import make_agent
 
 
@@ -95,7 +94,7 @@ def load_checkpoint_source(
 
     path = resolve_checkpoint(path)
     ckpt = load_checkpoint(path)
-    cfg = from_dict(TrainConfig, ckpt["config"])
+    cfg = train_config_from_saved(ckpt["config"])
     dev = resolve_device(device)
     seed = cfg.seed if seed is None else seed
     seed_everything(seed)

@@ -1,5 +1,5 @@
-"""World-model sizes (values follow the BOOM / TD-MPC2 defaults; presets "1M", "5M" live in
-``configs/model/<preset>.yaml``, selected by a ``preset`` key in the model section)."""
+"""World-model sizes (values follow the BOOM / TD-MPC2 defaults; the named sizes "1M", "5M" live
+in ``configs/model/<size>.yaml``, selected by ``size=1M`` or ``model.size=1M``)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Literal
 class ModelConfig:
     """World-model and policy network sizes."""
 
-    preset: str = "5M"
-    """Name of the size preset this config came from (informational; sizes below rule)."""
+    size: str = "5M"
+    """Name of the model size these widths came from (informational; the widths rule)."""
     enc_dim: int = 256
     """Hidden width of the encoder."""
     mlp_dim: int = 512
@@ -41,7 +41,7 @@ class ModelConfig:
     """Upper bound of the policy's pre-tanh log std."""
     mish: Literal["exact", "fast"] = "exact"
     """Mish kernel: 'exact' = torch's; 'fast' = the same function via one sigmoid (differs
-    by rounding, ~1e-7 relative; ~4x faster on CPU, ~20% off a 1M-preset plan/update)."""
+    by rounding, ~1e-7 relative; ~4x faster on CPU, ~20% off a 1M plan/update)."""
 
     def __post_init__(self) -> None:
         if self.latent_dim % self.simnorm_dim:

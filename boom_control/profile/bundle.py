@@ -100,7 +100,7 @@ def format_sweep(result: dict[str, Any]) -> str:
         )
         rows.append(row)
     lines = [
-        f"{result['bundle']} ({result['task']}, {result['preset']}, "
+        f"{result['bundle']} ({result['task']}, {result['size']}, "
         f"{result['num_params'] / 1e6:.2f}M params) on {result['backend']}, {result['device']}",
         "plan = whole tick: h2d + encode + policy + init + iterations + select + d2h (ms)",
         format_table(rows, list(rows[0])),
@@ -158,7 +158,7 @@ def profile_bundle(
     result: dict[str, Any] = {
         "bundle": str(bundle_path),
         "task": bundle.task_id,
-        "preset": bundle.info.model.preset,
+        "size": bundle.info.model.size,
         "num_params": bundle.info.model.num_params,
         "backend": backend,
         "device": sweep.device_used,
@@ -204,7 +204,7 @@ def write_sweep_plots(result: dict[str, Any], sweep: SweepResult, out: Path) -> 
     limit = max((b["margin"] * b["budget_ms"] for b in result["budgets"]), default=None)
     for prec in dict.fromkeys(c["precision"] for c in result["cells"]):
         cells = [c for c in result["cells"] if c["precision"] == prec]
-        title = f"{result['task']} {result['preset']} {result['backend']} {prec}: plan p99 (ms)"
+        title = f"{result['task']} {result['size']} {result['backend']} {prec}: plan p99 (ms)"
         files.append(plot_p99_heatmap(cells, out / f"heatmap_p99_{prec}.png", title, limit))
     wanted = {result["largest"]}
     for b in result["budgets"]:

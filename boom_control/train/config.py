@@ -1,9 +1,10 @@
 """Training configuration: the run (task, steps, evaluation, checkpoints) plus the learner.
 
-Presets: ``configs/train.yaml`` holds the defaults, ``configs/train_smoke.yaml`` a tiny run,
-``configs/model/<preset>.yaml`` the network sizes. ``preset=1M`` (or ``model.preset=1M``)
-on the command line merges the size preset into the model section before the other
-overrides, so ``preset=1M model.mlp_dim=256`` keeps the 1M sizes except the width.
+Config presets (``--preset NAME``): ``configs/train.yaml`` holds the defaults,
+``configs/train_smoke.yaml`` a tiny run, ``train_fast``/``train_cpu`` speed settings. Model
+sizes: ``configs/model/<size>.yaml``; ``size=1M`` (or ``model.size=1M``) on the command line
+merges the size into the model section before the other overrides, so
+``size=1M model.mlp_dim=256`` keeps the 1M widths except that one.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from boom_control.config import config_dir, from_dict, merge, parse_overrides, read_preset
-from boom_control.errors import ConfigError
+from boom_control.envs.options import OPTIONS
+from boom_control.envs.registry import check_options
+from boom_control.errors import ConfigError, TaskError
 from boom_control.model.config import ModelConfig
 from boom_control.planner.config import PlannerConfig
 
@@ -138,7 +141,7 @@ class TrainConfig:
     buffer_capacity: int | None = None
     """Transitions kept in the replay buffer; None = steps (nothing is ever dropped)."""
     run_dir: str | None = None
-    """Output folder; None = runs/<task>-<preset>-s<seed>-<time>."""
+    """Output folder; None = runs/<task>-<size>-s<seed>-<time>."""
     resume: bool = False
     """Continue the run in run_dir from its last checkpoint."""
     init_from: str | None = None
@@ -190,6 +193,12 @@ class TrainConfig:
             raise ConfigError(f"time_limit_minutes must be > 0, got {self.time_limit_minutes}")
         if self.resume and not self.run_dir:
             raise ConfigError("resume=true needs run_dir=<folder of the run to continue>")
+        family = self.task.split(":", 1)[0]
+        if family in OPTIONS:  # other task ids are refused, with the reason, by make_env
+            try:
+                check_options(family, dict(self.task_options))
+            except TaskError as err:
+                raise ConfigError(f"task_options: {err}") from None
 
     def seed_steps_for(self, episode_length: int) -> int:
         """Random-action steps for a task with this episode length."""
@@ -202,44 +211,70 @@ class TrainConfig:
         return self.buffer_capacity if self.buffer_capacity is not None else max(self.steps, 1)
 
     def default_run_dir(self, now: float | None = None) -> Path:
-        """``runs/<task>-<preset>-s<seed>-<YYYYmmdd-HHMMSS>`` (':' in the task id becomes '-')."""
+        """``runs/<task>-<size>-s<seed>-<YYYYmmdd-HHMMSS>`` (':' in the task id becomes '-')."""
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
         task = self.task.replace(":", "-").replace("/", "-")
-        return Path("runs") / f"{task}-{self.model.preset}-s{self.seed}-{stamp}"
+        return Path("runs") / f"{task}-{self.model.size}-s{self.seed}-{stamp}"
 
 
-def model_presets() -> list[str]:
-    """Names of the size presets in ``configs/model/``."""
+def model_sizes() -> list[str]:
+    """Names of the model sizes in ``configs/model/``."""
     folder = config_dir() / "model"
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
-def _model_preset(name: Any) -> dict[str, Any]:
-    names = model_presets()
+def _model_size(name: Any) -> dict[str, Any]:
+    names = model_sizes()
     if str(name) not in names:
         raise ConfigError(
-            f"unknown model preset {name!r}; available: {', '.join(names) or 'none found'}"
+            f"unknown model size {name!r}; available: {', '.join(names) or 'none found'}"
         )
     data = read_preset(config_dir() / "model" / f"{name}.yaml")
-    data = data.get("model", data)  # a preset may or may not nest under 'model:'
-    return {**data, "preset": str(name)}
+    data = data.get("model", data)  # the file may or may not nest under 'model:'
+    return {**data, "size": str(name)}
+
+
+def upgrade_saved_config(data: dict[str, Any]) -> dict[str, Any]:
+    """A run's saved config (``config.yaml``, a checkpoint's ``config``) in today's keys: runs
+    written before model sizes had their own name call the size ``model.preset``."""
+    model = data.get("model")
+    if isinstance(model, dict) and "preset" in model:
+        model = {("size" if k == "preset" else k): v for k, v in model.items()}
+        data = {**data, "model": model}
+    return data
+
+
+def train_config_from_saved(data: dict[str, Any]) -> TrainConfig:
+    """The :class:`TrainConfig` of a saved run (see :func:`upgrade_saved_config`)."""
+    return from_dict(TrainConfig, upgrade_saved_config(data))
 
 
 def load_train_config(
     overrides: list[str] | tuple[str, ...] = (), presets: list[str] | tuple[str, ...] = ("train",)
 ) -> TrainConfig:
-    """Build a :class:`TrainConfig` from presets and ``key=value`` overrides.
+    """Build a :class:`TrainConfig` from config presets and ``key=value`` overrides.
 
-    Precedence: dataclass defaults < ``presets`` < the saved ``config.yaml`` of the run when
-    ``resume=true`` < the model size preset named by ``preset=`` / ``model.preset=`` <
-    the other overrides.
+    Precedence: dataclass defaults < ``presets`` (``configs/<name>.yaml`` or files) < the
+    saved ``config.yaml`` of the run when ``resume=true`` < the model size named by
+    ``size=`` / ``model.size=`` < the other overrides.
     """
     update = parse_overrides(overrides)
-    shortcut = update.pop("preset", None)
     model_update = update.get("model", {}) if isinstance(update.get("model"), dict) else {}
-    preset_name = model_update.get("preset", shortcut)
-    if shortcut is not None and preset_name != shortcut:
-        raise ConfigError(f"preset={shortcut} and model.preset={preset_name} disagree")
+    for key, value in (
+        ("preset", update.get("preset")),
+        ("model.preset", model_update.get("preset")),
+    ):
+        if value is not None:
+            hint = f"size={value}" if str(value) in model_sizes() else f"--preset {value}"
+            raise ConfigError(
+                f"there is no {key} key: a model size is chosen with size=NAME "
+                f"({', '.join(model_sizes())}), a config preset (configs/*.yaml) with "
+                f"--preset NAME; did you mean {hint}?"
+            )
+    shortcut = update.pop("size", None)
+    size_name = model_update.get("size", shortcut)
+    if shortcut is not None and size_name != shortcut:
+        raise ConfigError(f"size={shortcut} and model.size={size_name} disagree")
 
     data: dict[str, Any] = {}
     for name in presets:
@@ -247,9 +282,9 @@ def load_train_config(
     if update.get("resume", data.get("resume")) and update.get("run_dir", data.get("run_dir")):
         saved = Path(str(update.get("run_dir", data.get("run_dir")))) / "config.yaml"
         if saved.is_file():
-            data = merge(data, read_preset(saved))
-    if preset_name is not None:
-        data = merge(data, {"model": _model_preset(preset_name)})
+            data = merge(data, upgrade_saved_config(read_preset(saved)))
+    if size_name is not None:
+        data = merge(data, {"model": _model_size(size_name)})
     try:
         return from_dict(TrainConfig, merge(data, update))
     except ValueError as err:  # __post_init__ checks of the nested configs

@@ -45,7 +45,7 @@ from boom_control.train.checkpoint import (
     seed_everything,
     set_rng_state,
 )
-from boom_control.train.config import TrainConfig
+from boom_control.train.config import TrainConfig, upgrade_saved_config
 from boom_control.train.evaluate import env_capacity, eval_seeds, eval_workers, evaluate_both
 from boom_control.train.interrupt import StopSignals
 from boom_control.train.logger import RunLogger
@@ -515,14 +515,14 @@ class Trainer:
 
     def init_weights(self, source: str | Path) -> None:
         """Start from the network weights of another run's checkpoint (see ``init_from``)."""
-        path, weights, task, preset, step = _source_weights(source)
+        path, weights, task, size, step = _source_weights(source)
         try:
             self.agent.load_model_weights(weights)
         except (RuntimeError, KeyError) as err:
             why = " ".join(str(err).split())[:400]
             raise ConfigError(
-                f"init_from={source}: its networks (task {task}, model {preset}) do not fit "
-                f"this run's (task {self.cfg.task}, model {self.cfg.model.preset}): {why}"
+                f"init_from={source}: its networks (task {task}, model {size}) do not fit "
+                f"this run's (task {self.cfg.task}, model {self.cfg.model.size}): {why}"
             ) from None
         log.info("initialised the networks from %s (task %s, step %d)", path, task, step)
 
@@ -547,7 +547,7 @@ class Trainer:
 def _source_weights(source: str | Path) -> tuple[Path, dict[str, Any], Any, Any, int]:
     """Network weights to fine-tune from: a checkpoint, a run folder or a bundle folder.
 
-    Returns (file read, model state dict, source task, model preset, training step).
+    Returns (file read, model state dict, source task, model size, training step).
     A bundle is verified (checksums) before its weights are read; its target Qs (not in a
     bundle) start as the online ones.
     """
@@ -558,12 +558,12 @@ def _source_weights(source: str | Path) -> tuple[Path, dict[str, Any], Any, Any,
         bundle = load_bundle(root)  # verified (checksums) before its weights are read
         path = bundle.root / WEIGHTS
         weights = full_state(bundle.weights())
-        return path, weights, bundle.task_id, bundle.info.model.preset, bundle.info.training.step
+        return path, weights, bundle.task_id, bundle.info.model.size, bundle.info.training.step
     path = resolve_checkpoint(source)
     ckpt = load_checkpoint(path)
-    theirs = ckpt.get("config", {})
-    preset = theirs.get("model", {}).get("preset")
-    return path, ckpt["agent"]["model"], theirs.get("task"), preset, int(ckpt.get("step", -1))
+    theirs = upgrade_saved_config(ckpt.get("config", {}))
+    size = theirs.get("model", {}).get("size")
+    return path, ckpt["agent"]["model"], theirs.get("task"), size, int(ckpt.get("step", -1))
 
 
 def make_agent(cfg: TrainConfig, spec: EnvSpec, device: torch.device) -> Any:

@@ -53,6 +53,8 @@ def _policy_action(model, action_dim: int):
 @pytest.mark.parametrize("name", BUNDLES)
 def test_shipped_bundle_loads_and_is_in_parity(name: str) -> None:
     bundle = load_bundle(shipped_bundle(name))  # verifies every checksum
+    # written when the model size was called 'preset' in bundle.json: read as today's 'size'
+    assert bundle.info.model.size == bundle.info.model.config.size == "1M"
     env = make_env(bundle.task_id, seed=0)
     model = bundle.model("torch")
     act = _policy_action(model, bundle.action_dim)

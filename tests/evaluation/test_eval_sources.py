@@ -25,7 +25,7 @@ def _fake_meta(task_id: str, **options) -> dict:
     return {
         "format_version": 2,
         "task": {**spec.summary(), "observation_contract": spec.contract.to_json()},
-        "model": {"config": dataclasses.asdict(ModelConfig()), "preset": None, "num_params": 0},
+        "model": {"config": dataclasses.asdict(ModelConfig()), "size": None, "num_params": 0},
         "planner": {"config": dataclasses.asdict(PlannerConfig()), "gamma": 0.99},
     }
 

@@ -14,7 +14,7 @@ from boom_control.model.world_model import WorldModel
 
 torch.set_num_threads(1)
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "model"
-SMALL = ModelConfig(preset="test", enc_dim=32, mlp_dim=48, latent_dim=16, num_q=5)
+SMALL = ModelConfig(size="test", enc_dim=32, mlp_dim=48, latent_dim=16, num_q=5)
 
 
 def _randomise(module: torch.nn.Module, seed: int = 0) -> None:
@@ -24,9 +24,9 @@ def _randomise(module: torch.nn.Module, seed: int = 0) -> None:
             p.copy_(torch.randn(p.shape, generator=g) * 0.3)
 
 
-def test_presets_load_and_5m_parameter_count():
+def test_sizes_load_and_5m_parameter_count():
     cfg = load_config(ModelConfig, presets=[CONFIGS / "5M.yaml"])
-    assert (cfg.preset, cfg.mlp_dim, cfg.latent_dim, cfg.num_q) == ("5M", 512, 512, 5)
+    assert (cfg.size, cfg.mlp_dim, cfg.latent_dim, cfg.num_q) == ("5M", 512, 512, 5)
     count = WorldModel(67, 21, cfg).num_params()
     # The spec quotes "about 5.2-5.3M" for obs 67 / A 21 (BOOM's 3-layer reward head).
     assert abs(count - 5.25e6) / 5.25e6 < 0.02, count

@@ -127,7 +127,7 @@ def test_iterations_and_noise_shapes():
 
 
 def test_real_world_model_plan_is_deterministic_under_seed():
-    cfg = ModelConfig(preset="test", enc_dim=32, mlp_dim=32, latent_dim=16, num_q=3)
+    cfg = ModelConfig(size="test", enc_dim=32, mlp_dim=32, latent_dim=16, num_q=3)
     model = WorldModel(9, 4, cfg, terminates=True).eval()
     consts = PlanConstants.build(
         PlannerConfig(num_samples=64, num_elites=8, num_pi_trajs=4, iterations=2),

@@ -27,7 +27,7 @@ from boom_control.train.losses import (
 
 torch.set_num_threads(1)
 CPU = torch.device("cpu")
-SMALL = ModelConfig(preset="test", enc_dim=32, mlp_dim=32, latent_dim=16, num_q=3)
+SMALL = ModelConfig(size="test", enc_dim=32, mlp_dim=32, latent_dim=16, num_q=3)
 PLAN = PlannerConfig(num_samples=32, num_elites=4, num_pi_trajs=4, iterations=2)
 H, B, O, A = 3, 16, 9, 4
 

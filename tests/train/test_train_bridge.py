@@ -24,7 +24,7 @@ log_every: 40
 device: cpu
 log_tensorboard: false
 task_options: {episode_length: 60}
-model: {preset: tiny, enc_dim: 32, mlp_dim: 32, latent_dim: 16, num_q: 2}
+model: {size: tiny, enc_dim: 32, mlp_dim: 32, latent_dim: 16, num_q: 2}
 planner: {iterations: 2, num_samples: 32, num_elites: 8, num_pi_trajs: 4}
 agent: {batch_size: 16}
 """

@@ -16,7 +16,7 @@ pytest.importorskip("dm_control")
 TINY = [
     "task=dmc:cartpole-swingup",
     "task_options={episode_length: 40}",
-    "preset=1M",
+    "size=1M",
     "model.enc_dim=64",
     "model.mlp_dim=64",
     "model.latent_dim=32",
@@ -56,7 +56,7 @@ def test_train_eval_plot_end_to_end(tmp_path):
     ckpts = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
     assert ckpts == ["latest.pt", "step_000000060.pt", "step_000000120.pt"]
     state = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
-    assert state["config"]["model"]["preset"] == "1M" and state["counters"]["updates"] == 120
+    assert state["config"]["model"]["size"] == "1M" and state["counters"]["updates"] == 120
     assert (run_dir / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
     result = runner.invoke(

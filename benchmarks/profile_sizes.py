@@ -1,14 +1,14 @@
-"""Planning-latency profile of the 5M and 1M presets and the settings that fit 10/15/20 ms.
+"""Planning-latency profile of the 5M and 1M sizes and the settings that fit 10/15/20 ms.
 
-A randomly initialised world model of each preset is exported to a temporary bundle for
+A randomly initialised world model of each size is exported to a temporary bundle for
 the task (latency does not depend on the weights) and swept with ``boom profile``'s code:
 every stage timed per repetition, the p99 of the whole plan per (samples, iterations), and
 the largest setting whose p99 fits ``margin x budget``. Prints markdown, writes JSON and
 copies the figures to ``--figures``.
 
-    python benchmarks/profile_presets.py --presets 5M 1M --backend onnx --threads 1 \
+    python benchmarks/profile_sizes.py --sizes 5M 1M --backend onnx --threads 1 \
         --samples 64,128,256,512 --iterations 1,2,4,6 --max-seconds 60 \
-        --figures docs/profile --json benchmarks/results/profile_presets.json
+        --figures docs/profile --json benchmarks/results/profile_sizes.json
 """
 
 from __future__ import annotations
@@ -32,15 +32,15 @@ from boom_control.profile.sweep import SweepConfig
 from export.exporter import export_bundle
 
 
-def export_random(preset: str, task: str, out: Path, seed: int = 0) -> Path:
-    """A bundle of a freshly initialised ``preset`` model for ``task`` (folder path)."""
+def export_random(size: str, task: str, out: Path, seed: int = 0) -> Path:
+    """A bundle of a freshly initialised ``size`` model for ``task`` (folder path)."""
     torch.manual_seed(seed)
     env = make_env(task, seed=seed)
-    cfg = ModelConfig(**read_preset(config_dir() / "model" / f"{preset}.yaml"))
+    cfg = ModelConfig(**read_preset(config_dir() / "model" / f"{size}.yaml"))
     model = WorldModel(env.spec.obs_dim, env.spec.action_dim, cfg, env.spec.terminates)
     info = {"source": "random init (latency only)", "step": 0, "eval_return": None}
     try:
-        export_bundle(model, env, PlannerConfig(), 0.99, out, preset=preset, training=info,
+        export_bundle(model, env, PlannerConfig(), 0.99, out, size=size, training=info,
                       parity_steps=8, tolerance=1e-3)  # fmt: skip
     finally:
         env.close()
@@ -48,7 +48,7 @@ def export_random(preset: str, task: str, out: Path, seed: int = 0) -> Path:
 
 
 def markdown(result: dict) -> str:
-    """One preset's tables: plan latency per setting, stage p99s, budget fits."""
+    """One size's tables: plan latency per setting, stage p99s, budget fits."""
     cols = ["prec", "samples", "iters", "reps", "p50", "p90", "p99", "p99.9", "max", "iter p99"]
     pcts = cols[4:9]
     rows = []
@@ -60,8 +60,9 @@ def markdown(result: dict) -> str:
     big = result["cells"][result["largest"]]
     stages = ["h2d", "encode", "policy", "init", "iteration", "select", "d2h", "plan"]
     srows = [{"stage": s, **{k: big["stages"][s][k] for k in pcts}} for s in stages]
+    size = result.get("size", result.get("preset"))  # results saved before the rename
     lines = [
-        f"### {result['preset']} ({result['num_params'] / 1e6:.2f}M params), {result['task']}, "
+        f"### {size} ({result['num_params'] / 1e6:.2f}M params), {result['task']}, "
         f"{result['backend']} on {result['device']}",
         "",
         "Whole plan (h2d + encode + policy + init + iterations + select + d2h), ms:",
@@ -91,7 +92,7 @@ def markdown(result: dict) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--presets", nargs="+", default=["5M", "1M"])
+    p.add_argument("--sizes", "--presets", nargs="+", default=["5M", "1M"])
     p.add_argument("--task", default="h1:walk")
     p.add_argument("--backend", default="onnx")
     p.add_argument("--device", default="cpu")
@@ -100,7 +101,7 @@ def main() -> None:
     p.add_argument("--iterations", default="1,2,4,6")
     p.add_argument("--precisions", default="fp32")
     p.add_argument("--repeats", type=int, default=1000)
-    p.add_argument("--max-seconds", type=float, default=60.0, help="Per preset.")
+    p.add_argument("--max-seconds", type=float, default=60.0, help="Per size.")
     p.add_argument("--budgets", default="10,15,20")
     p.add_argument("--margin", type=float, default=0.8)
     p.add_argument("--figures", type=Path, default=None, help="Copy the PNGs here.")
@@ -119,19 +120,19 @@ def main() -> None:
     budgets = [float(b) for b in args.budgets.split(",")]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for preset in args.presets:
-            bundle = export_random(preset, args.task, Path(tmp) / preset)
-            out = Path(tmp) / f"profile-{preset}"
+        for size in args.sizes:
+            bundle = export_random(size, args.task, Path(tmp) / size)
+            out = Path(tmp) / f"profile-{size}"
             result = profile_bundle(
                 bundle, args.backend, args.device, out, cfg, threads=args.threads,
                 budgets=budgets, margin=args.margin,
             )  # fmt: skip
-            result["bundle"] = f"random {preset} bundle for {args.task}"
+            result["bundle"] = f"random {size} bundle for {args.task}"
             results.append(result)
             print(markdown(result), flush=True)
             if args.figures is not None:
                 args.figures.mkdir(parents=True, exist_ok=True)
-                tag = f"{preset}_{args.backend}{args.tag}"
+                tag = f"{size}_{args.backend}{args.tag}"
                 for png in out.glob("heatmap_p99_*.png"):
                     shutil.copy(png, args.figures / f"{tag}_{png.name}")
                 big = result["cells"][result["largest"]]
