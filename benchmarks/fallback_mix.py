@@ -24,9 +24,8 @@ from tqdm import tqdm
 from boom_control.bundle.load import load_bundle
 from boom_control.bundle.task import bundle_env
 from boom_control.control.factory import build_backend
-from boom_control.control.loop import shift_plan
 from boom_control.planner.backends import PlannerBackend
-from boom_control.planner.mppi import initial_state
+from boom_control.planner.mppi import advance, initial_state
 from boom_control.planner.types import PlanState
 
 
@@ -46,7 +45,7 @@ def mixed_episode(
             state = (
                 initial_state(backend.consts, backend.device)
                 if warm is None
-                else shift_plan(warm[1], t - warm[0])
+                else advance(warm[1], t - warm[0] - 1)
             )
             action, _, _, nxt = backend.plan(z, state, backend.draw_noise(noise))
             warm, planned = (t, nxt), planned + 1

@@ -182,8 +182,8 @@ def bench(size: str, device_name: str, threads: int, args: argparse.Namespace) -
             "threads": threads,
             "variant": variant,
             "params": agent.model.num_params(),
-            "plan_samples": agent.plan_consts.num_samples,
-            "plan_iterations": agent.plan_consts.iterations,
+            "plan_samples": agent.planner.consts.num_samples,
+            "plan_iterations": agent.planner.consts.iterations,
             **subject.row(),
         }
         rows.append(row)

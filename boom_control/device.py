@@ -1,8 +1,10 @@
-"""Device selection from config: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``."""
+"""Device selection from config: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``; precisions."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable
 
 import torch
 
@@ -72,3 +74,16 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def precision_context(
+    precision: str, device: torch.device, cache: bool = True
+) -> Callable[[], contextlib.AbstractContextManager]:
+    """A factory of the context that computes in ``precision``: 'fp32' nothing, 'bf16'
+    autocast on ``device``'s type (``cache=False`` re-casts weights at every use, as CUDA
+    graph replays need)."""
+    if precision == "fp32":
+        return contextlib.nullcontext
+    return lambda: torch.autocast(
+        torch.device(device).type, dtype=torch.bfloat16, cache_enabled=cache
+    )

@@ -47,7 +47,7 @@ from boom_control.control.safety import SafetyGuard, neutral_action
 from boom_control.errors import ConfigError
 from boom_control.planner.anytime import CostTracker, PlanJob, PlanResult, PlanWorker, plan_anytime
 from boom_control.planner.backends import PlannerBackend
-from boom_control.planner.mppi import initial_state
+from boom_control.planner.mppi import advance, initial_state
 from boom_control.planner.types import PlanState
 from boom_control.telemetry import TelemetryWriter, TickRecord
 from sim_bridge.protocol import ErrorCode
@@ -128,18 +128,6 @@ class LoopConfig:
             )
 
 
-def shift_plan(state: PlanState, ticks: int) -> PlanState:
-    """Shift a warm start ``mean (H, A)`` (already shifted by one) by ``ticks - 1`` more."""
-    extra = ticks - 1
-    if extra <= 0:
-        return state
-    h = state.mean.shape[0]
-    if extra >= h:
-        return PlanState(torch.zeros_like(state.mean), torch.zeros_like(state.valid))
-    mean = torch.cat([state.mean[extra:], torch.zeros_like(state.mean[:extra])], dim=0)
-    return PlanState(mean, state.valid)
-
-
 class Controller:
     """Runs a planner backend against a connected :class:`BridgeClient`.
 
@@ -193,7 +181,7 @@ class Controller:
         if self._warm is None:
             return self._initial_state()
         made_at, state = self._warm
-        return shift_plan(state, tick - made_at)
+        return advance(state, tick - made_at - 1)  # plan_select already advanced it one
 
     def _keep(self, result: PlanResult | None) -> None:
         if result is None or result.state is None:

@@ -264,9 +264,19 @@ def plan_select(
     std = it.std[0]
     explore = 0.0 if eval_mode else 1.0
     action = (mu + explore * std * noise.action).clamp(-1, 1)
-    mean = torch.cat([it.mean[1:], torch.zeros_like(it.mean[:1])], dim=0)
-    valid = torch.ones((), dtype=torch.bool, device=mean.device)
-    return action, mu, std, PlanState(mean=mean, valid=valid)
+    valid = torch.ones((), dtype=torch.bool, device=it.mean.device)
+    return action, mu, std, advance(PlanState(mean=it.mean, valid=valid), 1)
+
+
+def advance(state: PlanState, steps: int) -> PlanState:
+    """The warm start ``steps`` control steps later: ``mean (H, A)`` shifted left by
+    ``steps`` with zeros after it; nothing of it is left (not valid) once ``steps >= H``."""
+    if steps <= 0:
+        return state
+    if steps >= state.mean.shape[0]:
+        return PlanState(torch.zeros_like(state.mean), torch.zeros_like(state.valid))
+    tail = torch.zeros_like(state.mean[:steps])
+    return PlanState(torch.cat([state.mean[steps:], tail], dim=0), state.valid)
 
 
 def plan(

@@ -14,30 +14,17 @@ import contextlib
 import copy
 import dataclasses
 import logging
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
-from boom_control.device import describe_device, resolve_precision, usable_cpus
-from boom_control.model.cast_weights import CastWeights
+from boom_control.device import describe_device, precision_context, resolve_precision
 from boom_control.model.config import ModelConfig
 from boom_control.model.world_model import WorldModel
 from boom_control.planner.compiled import compile_fn
 from boom_control.planner.config import PlannerConfig
-from boom_control.planner.cuda_graph import GraphedIteration
-from boom_control.planner.mppi import (
-    IterState,
-    PlanConstants,
-    draw_noise,
-    estimate_value,
-    initial_state,
-    plan,
-    plan_iteration,
-    refit,
-)
-from boom_control.planner.split import CoreGate, SplitIteration
+from boom_control.planner.learner import LearnerPlanner
 from boom_control.planner.types import PlanState
 from boom_control.train.buffer import Batch
 from boom_control.train.config import AgentConfig
@@ -56,16 +43,6 @@ def discount_for(episode_length: int) -> float:
     """``clip((L/5 - 1) / (L/5), 0.95, 0.995)`` (0.99 for 500 steps, 0.995 for 1000)."""
     frac = episode_length / 5
     return float(np.clip((frac - 1) / frac, 0.95, 0.995))
-
-
-def _precision_context(
-    precision: str, device: torch.device, cache: bool = True
-) -> Callable[[], contextlib.AbstractContextManager]:
-    """A factory of the context that sets a precision ('fp32': nothing, 'bf16': autocast;
-    ``cache=False`` re-casts weights at every use, as CUDA graph replays need)."""
-    if precision == "fp32":
-        return contextlib.nullcontext
-    return lambda: torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=cache)
 
 
 def _with_precision(cfg: _Cfg, device: torch.device, name: str) -> _Cfg:
@@ -137,9 +114,6 @@ class Agent:
         self.pi_optim = torch.optim.Adam(
             self.model.pi_parameters(), lr=lr, eps=agent_cfg.pi_eps, fused=fused
         )
-        self.plan_consts = PlanConstants.build(
-            planner_cfg, action_dim, self.gamma, model_cfg.num_q, self.device, terminates
-        )
         self.loss_consts = LossConstants.build(
             agent_cfg, self.model, planner_cfg.horizon, self.gamma, self.device
         )
@@ -149,15 +123,7 @@ class Agent:
                 p.requires_grad_(False)
             self._wm_params = self.model.head_parameters()
         self._pi_params = self.model.pi_parameters()
-        # speed options, resolved once
-        self._plan_precision = _precision_context(
-            planner_cfg.precision, self.device, cache=not planner_cfg.cuda_graph
-        )
-        self._update_precision = _precision_context(agent_cfg.precision, self.device)
-        # planner worker threads keep off the cores an update occupies (planner.threads)
-        self._cpus = usable_cpus()
-        self._plan_gate = CoreGate(opened=self._cpus >= planner_cfg.threads)
-        self._plan_iteration = self._make_plan_iteration(planner_cfg)
+        self._update_precision = precision_context(agent_cfg.precision, self.device)
         self._world_model_loss = (
             compile_fn(world_model_loss) if agent_cfg.compile else world_model_loss
         )
@@ -166,33 +132,19 @@ class Agent:
         self.act_model = self.model
         self.act_generator: torch.Generator | None = None
         self._act_pairs: list[tuple[torch.Tensor, torch.Tensor]] = []  # (acting, learner)
-        self._plan_weights = self._make_plan_weights()
-
-    def _make_plan_iteration(self, cfg: PlannerConfig) -> Callable[..., IterState]:
-        """One MPPI iteration as configured: eager or compiled; replayed from a CUDA graph
-        (``cuda_graph``, on CUDA) or with its rollouts on several threads (``threads``, on
-        CPU). Each option is ignored on the other device."""
-        maybe_compile = compile_fn if cfg.compile else (lambda fn: fn)
-        if cfg.cuda_graph and self.device.type == "cuda":
-            return GraphedIteration(maybe_compile(plan_iteration))
-        if cfg.threads == 1 or self.device.type != "cpu":
-            return maybe_compile(plan_iteration)
-        return SplitIteration(
-            cfg.threads,
-            value_fn=maybe_compile(estimate_value),
-            refit_fn=maybe_compile(refit),
-            context=self._plan_precision,
-            gate=self._plan_gate,
+        self.planner = LearnerPlanner(
+            planner_cfg,
+            action_dim,
+            self.gamma,
+            model_cfg.num_q,
+            self.device,
+            terminates,
+            self.act_model,
         )
-
-    def _make_plan_weights(self) -> CastWeights | None:
-        """bf16 planning reads matmul weights pre-cast from the acting weights (same bits)."""
-        return CastWeights(self.act_model) if self.planner_cfg.precision == "bf16" else None
 
     def close(self) -> None:
         """Stop the planner's worker threads, if any (the agent must not plan afterwards)."""
-        if isinstance(self._plan_iteration, SplitIteration):
-            self._plan_iteration.close()
+        self.planner.close()
 
     def overlap(self, seed: int) -> None:
         """Let :meth:`update` run in another thread while :meth:`act` plans.
@@ -205,7 +157,7 @@ class Agent:
             self.act_model = copy.deepcopy(self.model).requires_grad_(False).eval()
             learner = self.model.state_dict()  # tensors sharing the parameters' storage
             self._act_pairs = [(t, learner[k]) for k, t in self.act_model.state_dict().items()]
-            self._plan_weights = self._make_plan_weights()
+            self.planner.bind(self.act_model)
         self.act_generator = torch.Generator(device=self.device)
         self.act_generator.manual_seed(int(seed))
 
@@ -217,7 +169,7 @@ class Agent:
 
     def initial_plan_state(self) -> PlanState:
         """Plan state for the first step of an episode."""
-        return initial_state(self.plan_consts, self.device)
+        return self.planner.initial_state()
 
     @torch.no_grad()
     def act(
@@ -245,18 +197,7 @@ class Agent:
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(1, -1)
         z = model.encode(obs_t)
         if use_planner:
-            noise = None if g is None else draw_noise(self.plan_consts, self.device, g)
-            plan_model = model if self._plan_weights is None else self._plan_weights.model()
-            with self._plan_precision():
-                action, mu, std, plan_state = plan(
-                    plan_model,
-                    z,
-                    plan_state,
-                    self.plan_consts,
-                    eval_mode,
-                    noise=noise,
-                    iteration=self._plan_iteration,
-                )
+            action, mu, std, plan_state = self.planner.plan(z, plan_state, eval_mode, g)
         else:
             eps = None
             if g is not None and not eval_mode:
@@ -276,8 +217,7 @@ class Agent:
             scalar diagnostics (losses, gradient norms, running scale).
         """
         # beside a running update, the planner spreads only if cores remain for both
-        crowded = self._cpus < self.planner_cfg.threads + torch.get_num_threads()
-        with self._plan_gate.closed() if crowded else contextlib.nullcontext():
+        with self.planner.beside(torch.get_num_threads()):
             return self._update_step(batch)
 
     def _update_step(self, batch: Batch) -> dict[str, float]:

@@ -14,10 +14,10 @@ from boom_control.cli import cli
 from boom_control.errors import BundleError
 
 
-def _version_1(tiny_bundle, root):
+def _version_1(random_bundle, root):
     """The tiny bundle in the version-1 layout: ``weights/model.pt`` with the full state
     dict (target Qs included) and a ``bundle.json`` of format version 1 listing it."""
-    bundle = load_bundle(tiny_bundle)
+    bundle = load_bundle(random_bundle)
     root.mkdir()
     (root / "weights").mkdir()
     torch.save(bundle.eager_model().state_dict(), root / "weights" / "model.pt")
@@ -29,9 +29,9 @@ def _version_1(tiny_bundle, root):
     return bundle
 
 
-def test_upgrade_keeps_the_weights_and_the_notes(tiny_bundle, tmp_path):
+def test_upgrade_keeps_the_weights_and_the_notes(random_bundle, tmp_path):
     old, new = tmp_path / "v1", tmp_path / "v2"
-    original = _version_1(tiny_bundle, old)
+    original = _version_1(random_bundle, old)
     with pytest.raises(BundleError, match="boom bundle upgrade"):
         load_bundle(old)
     result = CliRunner().invoke(cli, ["bundle", "upgrade", str(old), str(new)])
@@ -47,24 +47,24 @@ def test_upgrade_keeps_the_weights_and_the_notes(tiny_bundle, tmp_path):
     assert "TRAINING.md" not in upgraded.meta["files"]
 
 
-def test_upgrade_refuses_a_tampered_or_current_bundle(tiny_bundle, tmp_path):
+def test_upgrade_refuses_a_tampered_or_current_bundle(random_bundle, tmp_path):
     old = tmp_path / "v1"
-    _version_1(tiny_bundle, old)
+    _version_1(random_bundle, old)
     weights = old / "weights" / "model.pt"
     weights.write_bytes(weights.read_bytes()[:-8])
     result = CliRunner().invoke(cli, ["bundle", "upgrade", str(old), str(tmp_path / "out")])
     assert result.exit_code == 2 and "fails its checksum" in result.output
     assert not (tmp_path / "out").exists()
-    result = CliRunner().invoke(cli, ["bundle", "upgrade", str(tiny_bundle), str(tmp_path / "o")])
+    result = CliRunner().invoke(cli, ["bundle", "upgrade", str(random_bundle), str(tmp_path / "o")])
     assert result.exit_code == 2 and "upgrade reads version 1" in result.output
-    meta = json.loads((tiny_bundle / BUNDLE_FILE).read_text())
+    meta = json.loads((random_bundle / BUNDLE_FILE).read_text())
     assert meta["format_version"] == 2
 
 
-def test_metadata_is_parsed_once_and_names_what_is_missing(tiny_bundle, tmp_path):
+def test_metadata_is_parsed_once_and_names_what_is_missing(random_bundle, tmp_path):
     from boom_control.bundle.meta import BundleMeta
 
-    bundle = load_bundle(tiny_bundle)
+    bundle = load_bundle(random_bundle)
     info = bundle.info
     assert info.format_version == 2 and info.task.task_id == bundle.task_id
     assert info.model.config.num_q == bundle.plan_constants().num_q

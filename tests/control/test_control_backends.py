@@ -11,7 +11,6 @@ import torch
 
 from boom_control.control.clock import Ticker, sleep_until
 from boom_control.control.factory import build_backend
-from boom_control.control.loop import shift_plan
 from boom_control.control.safety import SafetyGuard, neutral_action
 from boom_control.envs import make_env
 from boom_control.errors import BackendError, DeviceError
@@ -22,8 +21,8 @@ from export import load_bundle
 
 
 @pytest.fixture(scope="module")
-def obs(tiny_bundle):
-    env = make_env(load_bundle(tiny_bundle).task_id, seed=5)
+def obs(random_bundle):
+    env = make_env(load_bundle(random_bundle).task_id, seed=5)
     o = env.reset(seed=5)[0]
     env.close()
     return torch.as_tensor(o, dtype=torch.float32).unsqueeze(0)
@@ -36,8 +35,8 @@ def _state(consts, valid=False):
 
 
 @pytest.mark.parametrize("name", ["torch", "torchscript", "onnx"])
-def test_backend_plans_like_the_training_planner(tiny_bundle, obs, name):
-    bundle = load_bundle(tiny_bundle)
+def test_backend_plans_like_the_training_planner(random_bundle, obs, name):
+    bundle = load_bundle(random_bundle)
     eager = bundle.eager_model("cpu")
     backend = build_backend(bundle, name, "cpu", threads=1)
     consts = backend.consts
@@ -55,8 +54,8 @@ def test_backend_plans_like_the_training_planner(tiny_bundle, obs, name):
         assert torch.allclose(backend.policy_action(z), expected, atol=1e-5)
 
 
-def test_bf16_evaluation_stays_close_to_fp32(tiny_bundle, obs):
-    bundle = load_bundle(tiny_bundle)
+def test_bf16_evaluation_stays_close_to_fp32(random_bundle, obs):
+    bundle = load_bundle(random_bundle)
     fp32 = build_backend(bundle, "torch", "cpu")
     bf16 = build_backend(bundle, "torch", "cpu", bf16=True)
     consts = fp32.consts
@@ -76,8 +75,8 @@ def test_bf16_evaluation_stays_close_to_fp32(tiny_bundle, obs):
         build_backend(bundle, "onnx", "cpu", bf16=True)
 
 
-def test_overrides_and_device_errors(tiny_bundle):
-    bundle = load_bundle(tiny_bundle)
+def test_overrides_and_device_errors(random_bundle):
+    bundle = load_bundle(random_bundle)
     b = build_backend(bundle, "onnx", "cpu", samples=16, iterations=1)
     assert (b.consts.num_samples, b.consts.iterations) == (16, 1)
     assert b.consts.num_elites <= 8 and b.consts.num_pi_trajs <= 8
@@ -92,13 +91,13 @@ def test_overrides_and_device_errors(tiny_bundle):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", ["torch", "cudagraph", "onnx"])
-def test_gpu_backends_match_cpu(tiny_bundle, obs, name):
+def test_gpu_backends_match_cpu(random_bundle, obs, name):
     if name == "onnx":
         import onnxruntime as ort
 
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             pytest.skip("ONNX Runtime without the CUDA execution provider (onnxruntime-gpu)")
-    bundle = load_bundle(tiny_bundle)
+    bundle = load_bundle(random_bundle)
     cpu = build_backend(bundle, "torch", "cpu")
     gpu = build_backend(bundle, name, "cuda")
     gpu.warmup(bundle.obs_dim, rounds=1)
@@ -112,8 +111,8 @@ def test_gpu_backends_match_cpu(tiny_bundle, obs, name):
     assert torch.allclose(out[0].cpu(), ref[0], atol=1e-3)
 
 
-def test_anytime_stops_before_the_deadline(tiny_bundle, obs):
-    bundle = load_bundle(tiny_bundle)
+def test_anytime_stops_before_the_deadline(random_bundle, obs):
+    bundle = load_bundle(random_bundle)
     backend = build_backend(bundle, "torch", "cpu", iterations=10)
     slow = backend.iterate
 
@@ -137,8 +136,8 @@ def test_anytime_stops_before_the_deadline(tiny_bundle, obs):
     assert none.iterations == 0 and none.action is None and none.state is None
 
 
-def test_plan_worker_warms_up_in_its_own_thread(tiny_bundle, obs):
-    bundle = load_bundle(tiny_bundle)
+def test_plan_worker_warms_up_in_its_own_thread(random_bundle, obs):
+    bundle = load_bundle(random_bundle)
     backend = build_backend(bundle, "torch", "cpu")
     threads = []
     real_warmup = backend.warmup
@@ -165,15 +164,6 @@ def test_plan_worker_warms_up_in_its_own_thread(tiny_bundle, obs):
     backend.warmup = real_warmup
     with pytest.raises(RuntimeError, match="planner failed"):
         PlanWorker(backend, CostTracker(), warmup_obs_dim=bundle.obs_dim + 1)
-
-
-def test_shift_plan_by_elapsed_ticks():
-    mean = torch.arange(6.0).view(3, 2)
-    state = PlanState(mean, torch.tensor(True))
-    assert torch.equal(shift_plan(state, 1).mean, mean)
-    assert torch.equal(shift_plan(state, 2).mean, torch.tensor([[2.0, 3], [4, 5], [0, 0]]))
-    gone = shift_plan(state, 5)
-    assert not bool(gone.valid) and not gone.mean.any()
 
 
 def test_safety_guard():

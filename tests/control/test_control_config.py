@@ -30,7 +30,7 @@ def _control(bundle, endpoint, telemetry, *extra):
     )
 
 
-def test_fitted_config_sets_planner_options_and_flags_win(tiny_bundle, tmp_path):
+def test_fitted_config_sets_planner_options_and_flags_win(random_bundle, tmp_path):
     fitted = write_control_config(
         {
             "samples": 16,
@@ -46,13 +46,13 @@ def test_fitted_config_sets_planner_options_and_flags_win(tiny_bundle, tmp_path)
     endpoint = free_tcp_endpoint()
     args = ["-m", "boom_control", "sim", "h1:stand", "--bind", endpoint, "--mode", "realtime"]
     with ServerProcess(args, endpoint):
-        result = _control(tiny_bundle, endpoint, tmp_path / "a.jsonl", "--config", str(fitted))
+        result = _control(random_bundle, endpoint, tmp_path / "a.jsonl", "--config", str(fitted))
         assert result.exit_code == 0, result.output
         head = read_telemetry(tmp_path / "a.jsonl").header
         assert head["backend"] == "torchscript" and head["budget_ms"] == 9.0
         assert (head["planner"]["samples"], head["planner"]["iterations"]) == (16, 1)
         result = _control(
-            tiny_bundle,
+            random_bundle,
             endpoint,
             tmp_path / "b.jsonl",
             "--config",
@@ -64,10 +64,10 @@ def test_fitted_config_sets_planner_options_and_flags_win(tiny_bundle, tmp_path)
         assert read_telemetry(tmp_path / "b.jsonl").header["planner"]["samples"] == 8
 
 
-def test_config_with_unknown_key_is_rejected(tiny_bundle, tmp_path):
+def test_config_with_unknown_key_is_rejected(random_bundle, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("samples: 16\nhorizon: 5\n")
-    result = CliRunner().invoke(cli, ["control", str(tiny_bundle), "--config", str(bad)])
+    result = CliRunner().invoke(cli, ["control", str(random_bundle), "--config", str(bad)])
     assert result.exit_code != 0
     assert "unknown config key 'horizon'" in result.output and "budget_ms" in result.output
 

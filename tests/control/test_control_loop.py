@@ -37,8 +37,8 @@ def _zero_state(consts):
     )
 
 
-def test_lockstep_actions_equal_the_offline_planner(tiny_bundle, tmp_path):
-    bundle = load_bundle(tiny_bundle)
+def test_lockstep_actions_equal_the_offline_planner(random_bundle, tmp_path):
+    bundle = load_bundle(random_bundle)
     backend = build_backend(bundle, "onnx", "cpu", threads=1)
     cfg = LoopConfig(rate=5.0, budget_ms=150.0, max_ticks=25, seed=11)
     with _server(bundle.task_id, "lockstep") as server, BridgeClient(server.cfg.endpoint) as c:
@@ -101,10 +101,10 @@ class _Proxy:
 
 
 @pytest.fixture(scope="module")
-def rt_endpoint(tiny_bundle):
+def rt_endpoint(random_bundle):
     """A real-time `boom sim` of the tiny bundle's task in its own process."""
     endpoint = free_tcp_endpoint()
-    task = load_bundle(tiny_bundle).task_id
+    task = load_bundle(random_bundle).task_id
     with ServerProcess(_sim_args(task, endpoint), endpoint):
         yield endpoint
 
@@ -155,8 +155,8 @@ def _realtime_run(
     return loop, proxy, summary
 
 
-def test_slow_planner_never_delays_the_send(tiny_bundle, rt_endpoint, tmp_path):
-    bundle = load_bundle(tiny_bundle)
+def test_slow_planner_never_delays_the_send(random_bundle, rt_endpoint, tmp_path):
+    bundle = load_bundle(random_bundle)
     backend = build_backend(bundle, "torch", "cpu", threads=1)
     backend.warmup(bundle.obs_dim, rounds=2)
     # a budget that a whole plan fits on this machine (10 ms where plans take < 4 ms), and
@@ -177,7 +177,7 @@ def test_slow_planner_never_delays_the_send(tiny_bundle, rt_endpoint, tmp_path):
         return wrapped
 
     _, proxy, summary = _realtime_run(
-        tiny_bundle,
+        random_bundle,
         rt_endpoint,
         ticks / rate,
         slow=slow,
@@ -209,7 +209,7 @@ def _assert_sends_start_in_time(log, summary) -> None:
     assert summary["late_sends"] == len(late) <= max(2, len(sent) // 10)
 
 
-def test_nan_observation_holds_the_last_safe_action(tiny_bundle, rt_endpoint, tmp_path):
+def test_nan_observation_holds_the_last_safe_action(random_bundle, rt_endpoint, tmp_path):
     nan_seqs: set[int] = set()
 
     def corrupt(k, ob):
@@ -219,7 +219,7 @@ def test_nan_observation_holds_the_last_safe_action(tiny_bundle, rt_endpoint, tm
         return ob
 
     loop, proxy, summary = _realtime_run(
-        tiny_bundle, rt_endpoint, 1.0, corrupt=corrupt, tmp=tmp_path
+        random_bundle, rt_endpoint, 1.0, corrupt=corrupt, tmp=tmp_path
     )
     log = read_telemetry(tmp_path / "rt.jsonl")
     neutral = loop.guard.neutral
@@ -251,7 +251,7 @@ def _fresh(ticks) -> list:
     return out
 
 
-def test_stale_observations_send_the_neutral_command(tiny_bundle, rt_endpoint, tmp_path):
+def test_stale_observations_send_the_neutral_command(random_bundle, rt_endpoint, tmp_path):
     frozen = {}
 
     def corrupt(k, ob):
@@ -260,7 +260,7 @@ def test_stale_observations_send_the_neutral_command(tiny_bundle, rt_endpoint, t
         return ob
 
     loop, proxy, summary = _realtime_run(
-        tiny_bundle, rt_endpoint, 1.0, corrupt=corrupt, tmp=tmp_path
+        random_bundle, rt_endpoint, 1.0, corrupt=corrupt, tmp=tmp_path
     )
     log = read_telemetry(tmp_path / "rt.jsonl")
     assert summary["ticks"] == len(log.ticks) == 50
@@ -283,13 +283,13 @@ def test_stale_observations_send_the_neutral_command(tiny_bundle, rt_endpoint, t
     assert len(after) >= 5 and all(t.action_source in ("plan", "policy") for t in after)
 
 
-def test_the_loop_locks_its_phase_to_the_servers_ticks(tiny_bundle, tmp_path):
+def test_the_loop_locks_its_phase_to_the_servers_ticks(random_bundle, tmp_path):
     """A loop that starts its ticks just before the server's observations arrive waits for
     them and moves its ticks to ``phase_ms`` after them; one that reads them long after
     they arrived moves its ticks earlier (a whole run: test_cli_real_time_run_against_boom_sim)."""
     from boom_control.control.clock import Ticker
 
-    bundle = load_bundle(tiny_bundle)
+    bundle = load_bundle(random_bundle)
     backend = build_backend(bundle, "torch", "cpu", threads=1)
     env = make_env(bundle.task_id, seed=0)
     cfg = ServerConfig(endpoint=f"ipc://{tmp_path}/phase.sock", mode="realtime")
@@ -324,11 +324,11 @@ def test_the_loop_locks_its_phase_to_the_servers_ticks(tiny_bundle, tmp_path):
         env.close()
 
 
-def test_server_restart_mid_run(tiny_bundle):
+def test_server_restart_mid_run(random_bundle):
     """`boom sim` is killed and a new one started on the same endpoint: the loop keeps its
     rate (the neutral command while observations are stale), notices the new server
     session, resets the episode and plans again."""
-    bundle = load_bundle(tiny_bundle)
+    bundle = load_bundle(random_bundle)
     backend = build_backend(bundle, "torch", "cpu", threads=1)
     endpoint = free_tcp_endpoint()
     args = _sim_args(bundle.task_id, endpoint)
@@ -363,16 +363,17 @@ def test_server_restart_mid_run(tiny_bundle):
     assert src.get("plan", 0) + src.get("policy", 0) - controlled_before > 25  # control resumed
 
 
-def test_cli_refuses_a_mismatched_contract(tiny_bundle):
+def test_cli_refuses_a_mismatched_contract(random_bundle):
     with _server("dmc:cartpole-swingup", "lockstep") as server:
         result = CliRunner().invoke(
-            cli, ["control", str(tiny_bundle), "--connect", server.cfg.endpoint, "--duration", "1"]
+            cli,
+            ["control", str(random_bundle), "--connect", server.cfg.endpoint, "--duration", "1"],
         )
     assert result.exit_code != 0
     assert "observation contract mismatch" in result.output and "h1:stand" in result.output
 
 
-def test_cli_real_time_run_against_boom_sim(tiny_bundle, tmp_path):
+def test_cli_real_time_run_against_boom_sim(random_bundle, tmp_path):
     endpoint = free_tcp_endpoint()
     args = ["-m", "boom_control", "sim", "h1:stand", "--bind", endpoint, "--mode", "realtime"]
     telemetry = tmp_path / "run.jsonl"
@@ -381,7 +382,7 @@ def test_cli_real_time_run_against_boom_sim(tiny_bundle, tmp_path):
             cli,
             [
                 "control",
-                str(tiny_bundle),
+                str(random_bundle),
                 "--connect",
                 endpoint,
                 "--rate",
@@ -425,8 +426,8 @@ def test_cli_real_time_run_against_boom_sim(tiny_bundle, tmp_path):
     assert "late sends" in result.output and "episode return" in result.output
 
 
-def test_nan_plan_falls_back_to_the_policy(tiny_bundle):
-    bundle = load_bundle(tiny_bundle)
+def test_nan_plan_falls_back_to_the_policy(random_bundle):
+    bundle = load_bundle(random_bundle)
     backend = build_backend(bundle, "torch", "cpu", threads=1)
     select = backend.select
 
@@ -446,10 +447,10 @@ def test_nan_plan_falls_back_to_the_policy(tiny_bundle):
         assert np.allclose(sent, backend.policy_action(z).numpy(), atol=1e-6)
 
 
-def test_policy_only_sends_the_policy_and_never_plans(tiny_bundle, tmp_path):
+def test_policy_only_sends_the_policy_and_never_plans(random_bundle, tmp_path):
     """--policy-only: every tick sends the policy's action for its observation, no plan is
     started (no iterations, no planning thread) and none counts as a fallback."""
-    bundle = load_bundle(tiny_bundle)
+    bundle = load_bundle(random_bundle)
     backend = build_backend(bundle, "torch", "cpu", threads=1)
 
     def no_planning(*_args, **_kwargs):
@@ -471,7 +472,7 @@ def test_policy_only_sends_the_policy_and_never_plans(tiny_bundle, tmp_path):
     args = ["-m", "boom_control", "sim", "h1:stand", "--bind", endpoint, "--mode", "realtime"]
     telemetry = tmp_path / "policy.jsonl"
     with ServerProcess(args, endpoint):
-        args = ["control", str(tiny_bundle), "--connect", endpoint, "--backend", "onnx"]
+        args = ["control", str(random_bundle), "--connect", endpoint, "--backend", "onnx"]
         args += ["--device", "cpu", "--duration", "2", "--threads", "1", "--policy-only"]
         result = CliRunner().invoke(cli, [*args, "--telemetry", str(telemetry), "--quiet-status"])
     assert result.exit_code == 0, result.output
@@ -503,11 +504,11 @@ def _control_in_thread(bundle, endpoint: str):
     return client, loop, thread, out
 
 
-def test_controller_follows_a_reset_it_did_not_ask_for(tiny_bundle):
+def test_controller_follows_a_reset_it_did_not_ask_for(random_bundle):
     """With the lease off, an operator resets the running sim: the simulator holds still
     until the new episode's first action, so it only ticks on if the controller acts on
     the pushed first observation (the episode number it names must be the new one)."""
-    bundle = load_bundle(tiny_bundle)
+    bundle = load_bundle(random_bundle)
     endpoint = free_tcp_endpoint()
     args = [*_sim_args(bundle.task_id, endpoint), "--lease-timeout", "0"]
     with ServerProcess(args, endpoint), BridgeClient(endpoint, mode="realtime") as operator:
@@ -528,8 +529,8 @@ def test_controller_follows_a_reset_it_did_not_ask_for(tiny_bundle):
     assert out["stop_reason"] == "stopped"
 
 
-def test_controller_stops_when_another_client_takes_over(tiny_bundle):
-    bundle = load_bundle(tiny_bundle)
+def test_controller_stops_when_another_client_takes_over(random_bundle):
+    bundle = load_bundle(random_bundle)
     endpoint = free_tcp_endpoint()
     with (
         ServerProcess(_sim_args(bundle.task_id, endpoint), endpoint),

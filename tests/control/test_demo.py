@@ -20,7 +20,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_demo_runs_sim_control_and_report(tiny_bundle, tmp_path):
+def test_demo_runs_sim_control_and_report(random_bundle, tmp_path):
     out = tmp_path / "demo"
     proc = subprocess.run(
         [
@@ -29,7 +29,7 @@ def test_demo_runs_sim_control_and_report(tiny_bundle, tmp_path):
             "boom_control",
             "demo",
             "--bundle",
-            str(tiny_bundle),
+            str(random_bundle),
             "--out",
             str(out),
             "--seconds",
@@ -69,7 +69,7 @@ def test_demo_runs_sim_control_and_report(tiny_bundle, tmp_path):
         assert (out / "strip.png").stat().st_size > 1000
 
 
-def test_demo_picks_the_shipped_controller_and_refuses_contradictions(tiny_bundle):
+def test_demo_picks_the_shipped_controller_and_refuses_contradictions(random_bundle):
     from click.testing import CliRunner
 
     from boom_control.bundles import shipped
@@ -78,7 +78,7 @@ def test_demo_picks_the_shipped_controller_and_refuses_contradictions(tiny_bundl
 
     assert _shipped_for("h1:stand") == shipped().get("h1-stand")
     assert _shipped_for("dmc:no-such-task") is None
-    result = CliRunner().invoke(cli, ["demo", "--bundle", str(tiny_bundle), "--train"])
+    result = CliRunner().invoke(cli, ["demo", "--bundle", str(random_bundle), "--train"])
     assert result.exit_code == 2 and "exclude each other" in result.output
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from boom_control.device import precision_context
 from boom_control.model.config import ModelConfig
 from boom_control.model.world_model import WorldModel
 from boom_control.planner.config import PlannerConfig
@@ -20,7 +21,7 @@ from boom_control.planner.mppi import (
     plan,
     plan_iteration,
 )
-from boom_control.train.agent import Agent, _precision_context
+from boom_control.train.agent import Agent
 from boom_control.train.config import AgentConfig
 
 TINY = ModelConfig(enc_dim=32, mlp_dim=32, latent_dim=16, num_q=2)
@@ -46,9 +47,9 @@ def test_outputs_are_copied_with_their_type():
 
 
 def test_bf16_planning_context_can_skip_the_weight_cast_cache():
-    with _precision_context("bf16", torch.device("cpu"), cache=False)():
+    with precision_context("bf16", torch.device("cpu"), cache=False)():
         assert torch.is_autocast_enabled("cpu") and not torch.is_autocast_cache_enabled()
-    with _precision_context("bf16", torch.device("cpu"))():
+    with precision_context("bf16", torch.device("cpu"))():
         assert torch.is_autocast_cache_enabled()
 
 
@@ -56,7 +57,7 @@ def test_cuda_graph_option_is_ignored_on_cpu():
     torch.manual_seed(0)
     cfg = dataclasses.replace(PLAN, cuda_graph=True)
     agent = Agent(5, 3, 100, TINY, cfg, AgentConfig(batch_size=16), torch.device("cpu"))
-    assert agent._plan_iteration is plan_iteration
+    assert agent.planner.iteration is plan_iteration
     obs = np.zeros(5, np.float32)
     action, _, _, _ = agent.act(obs, agent.initial_plan_state(), eval_mode=True)
     assert action.shape == (3,) and np.all(np.abs(action) <= 1)
@@ -93,7 +94,7 @@ def test_agent_cuda_graph_acts_like_eager_through_updates(precision):
         agents.append(Agent(5, 3, 100, TINY, cfg, AgentConfig(batch_size=16), dev))
     eager, graphed = agents
     graphed.load_state_dict(eager.state_dict())
-    assert isinstance(graphed._plan_iteration, GraphedIteration)
+    assert isinstance(graphed.planner.iteration, GraphedIteration)
     obs = np.random.default_rng(0).standard_normal(5).astype(np.float32)
     for step in range(3):
         outs = []

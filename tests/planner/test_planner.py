@@ -10,6 +10,7 @@ from boom_control.model.world_model import WorldModel
 from boom_control.planner.config import PlannerConfig
 from boom_control.planner.mppi import (
     PlanConstants,
+    advance,
     draw_noise,
     initial_state,
     plan,
@@ -149,3 +150,14 @@ def test_real_world_model_plan_is_deterministic_under_seed():
     assert state.mean.shape == (3, 4)
     for a, b in zip(outs[0][:3], outs[1][:3], strict=True):
         assert torch.equal(a, b)
+
+
+def test_advance_shifts_the_warm_start_by_elapsed_steps():
+    mean = torch.arange(6.0).view(3, 2)
+    state = PlanState(mean, torch.tensor(True))
+    assert advance(state, 0) is state
+    assert torch.equal(advance(state, 1).mean, torch.tensor([[2.0, 3], [4, 5], [0, 0]]))
+    assert torch.equal(advance(state, 2).mean, torch.tensor([[4.0, 5], [0, 0], [0, 0]]))
+    assert bool(advance(state, 2).valid)
+    gone = advance(state, 3)
+    assert not bool(gone.valid) and not gone.mean.any()

@@ -213,7 +213,7 @@ def test_agent_planner_threads_option():
         cfg = dataclasses.replace(cfg, threads=threads)
         agents.append(Agent(5, 3, 100, TINY, cfg, AgentConfig(batch_size=16), CPU))
     two = agents[1]
-    assert isinstance(two._plan_iteration, SplitIteration)
+    assert isinstance(two.planner.iteration, SplitIteration)
     obs = np.random.default_rng(0).standard_normal(5).astype(np.float32)
     outs = []
     for agent in agents:
@@ -227,13 +227,14 @@ def test_agent_planner_threads_option():
 def test_agent_blocks_yield_to_a_running_update(monkeypatch):
     """On 2 CPUs with a 1-thread update running, two planner threads would make three busy
     threads: the blocks then run in the planning thread; with more CPUs they spread."""
-    import boom_control.train.agent as agent_module
+    import boom_control.planner.learner as learner_module
 
     cfg = PlannerConfig(num_samples=64, num_elites=8, num_pi_trajs=8, iterations=2, threads=2)
     for cpus, spread_beside_update in ((2, False), (3, True)):
-        monkeypatch.setattr(agent_module, "usable_cpus", lambda cpus=cpus: cpus)
+        monkeypatch.setattr(learner_module, "usable_cpus", lambda cpus=cpus: cpus)
         agent = Agent(5, 3, 100, TINY, cfg, AgentConfig(batch_size=16), CPU)
-        gate = agent._plan_iteration._gate
+        gate = agent.planner.gate
+        assert agent.planner.iteration._gate is gate
         assert gate.is_open()
         during: list[bool] = []
 
@@ -246,7 +247,7 @@ def test_agent_blocks_yield_to_a_running_update(monkeypatch):
         assert during == [spread_beside_update] and gate.is_open()
         agent.close()
     # fewer CPUs than planner threads: the workers never take a block
-    monkeypatch.setattr(agent_module, "usable_cpus", lambda: 1)
+    monkeypatch.setattr(learner_module, "usable_cpus", lambda: 1)
     agent = Agent(5, 3, 100, TINY, cfg, AgentConfig(batch_size=16), CPU)
-    assert not agent._plan_iteration._gate.is_open()
+    assert not agent.planner.gate.is_open()
     agent.close()

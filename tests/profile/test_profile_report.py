@@ -21,14 +21,14 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def run_log(tiny_bundle, tmp_path_factory):
+def run_log(random_bundle, tmp_path_factory):
     """Telemetry of 2 s of `boom control` at 50 Hz against a real-time H1 sim."""
     path = tmp_path_factory.mktemp("control") / "run.jsonl"
     endpoint = free_tcp_endpoint()
     backend = SimBackend(make_env("h1:stand", seed=0))
     with server_thread(backend, ServerConfig(endpoint=endpoint, mode="realtime")):
         args = [
-            "control", str(tiny_bundle), "--connect", endpoint, "--rate", "50",
+            "control", str(random_bundle), "--connect", endpoint, "--rate", "50",
             "--budget-ms", "12", "--backend", "onnx", "--threads", "1", "--duration", "2",
             "--telemetry", str(path), "--quiet-status",
         ]  # fmt: skip

@@ -19,10 +19,10 @@ from boom_control.profile.sweep import STAGES, make_clock
 PCTS = {"n", "mean", "std", "min", "p50", "p90", "p99", "p99.9", "max"}
 
 
-def test_sweep_cli_writes_json_tables_config_and_plots(tiny_bundle, tmp_path):
+def test_sweep_cli_writes_json_tables_config_and_plots(random_bundle, tmp_path):
     out = tmp_path / "prof"
     args = [
-        "profile", str(tiny_bundle), "--backend", "onnx", "--threads", "1",
+        "profile", str(random_bundle), "--backend", "onnx", "--threads", "1",
         "--samples", "16,32", "--iterations", "1,3", "--repeats", "12", "--warmup", "2",
         "--budget-ms", "100000", "--out", str(out),
     ]  # fmt: skip
@@ -61,10 +61,10 @@ def test_sweep_cli_writes_json_tables_config_and_plots(tiny_bundle, tmp_path):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_explicit_subcommand_and_bf16_on_torch(tiny_bundle, tmp_path):
+def test_explicit_subcommand_and_bf16_on_torch(random_bundle, tmp_path):
     out = tmp_path / "prof"
     args = [
-        "profile", "bundle", str(tiny_bundle), "--backend", "torch", "--samples", "16",
+        "profile", "bundle", str(random_bundle), "--backend", "torch", "--samples", "16",
         "--iterations", "2", "--repeats", "5", "--warmup", "1", "--no-plots", "--out", str(out),
     ]  # fmt: skip
     result = CliRunner().invoke(cli, args)
@@ -72,13 +72,13 @@ def test_explicit_subcommand_and_bf16_on_torch(tiny_bundle, tmp_path):
     data = json.loads((out / "profile.json").read_text())
     assert [c["precision"] for c in data["cells"]] == ["fp32", "bf16"]
     assert not list(out.glob("*.png"))
-    bad = CliRunner().invoke(cli, ["profile", str(tiny_bundle), "--backend", "onnx",
+    bad = CliRunner().invoke(cli, ["profile", str(random_bundle), "--backend", "onnx",
                                    "--precision", "bf16", "--out", str(out)])  # fmt: skip
     assert bad.exit_code != 0 and "offers fp32" in bad.output
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_gpu_sweep_synchronises(tiny_bundle, tmp_path):
+def test_gpu_sweep_synchronises(random_bundle, tmp_path):
     clock = make_clock(torch.device("cuda"))
     x = torch.randn(2048, 2048, device="cuda")
     t0 = clock()
@@ -86,7 +86,7 @@ def test_gpu_sweep_synchronises(tiny_bundle, tmp_path):
     assert clock() >= t0
     out = tmp_path / "gpu"
     args = [
-        "profile", str(tiny_bundle), "--device", "cuda", "--backend", "torch",
+        "profile", str(random_bundle), "--device", "cuda", "--backend", "torch",
         "--samples", "32", "--iterations", "2", "--repeats", "20", "--out", str(out),
     ]  # fmt: skip
     result = CliRunner().invoke(cli, args)

@@ -136,12 +136,12 @@ def _eval(bundle, monkeypatch, backend: str, *args: str):
     return result.output
 
 
-def test_eval_bundle_writes_video_and_strip(tiny_bundle, tmp_path, monkeypatch, gl_backend):
+def test_eval_bundle_writes_video_and_strip(random_bundle, tmp_path, monkeypatch, gl_backend):
     from PIL import Image
 
     video, strip = tmp_path / "run.mp4", tmp_path / "run.png"
     files = ["--video", str(video), "--strip", str(strip), "--strip-frames", "4"]
-    out = _eval(tiny_bundle, monkeypatch, gl_backend, *files, "--max-steps", "8")
+    out = _eval(random_bundle, monkeypatch, gl_backend, *files, "--max-steps", "8")
     assert "bundle:" in out and "task h1:stand" in out
     assert "planner: return" in out and "over 8 steps" in out
     with Image.open(strip) as im:
@@ -157,12 +157,12 @@ def test_eval_bundle_writes_video_and_strip(tiny_bundle, tmp_path, monkeypatch, 
         assert n == 9  # the reset and 8 steps
 
 
-def test_eval_bundle_policy_only_gif(tiny_bundle, tmp_path, monkeypatch, gl_backend):
+def test_eval_bundle_policy_only_gif(random_bundle, tmp_path, monkeypatch, gl_backend):
     from PIL import Image
 
     video = tmp_path / "policy.gif"
     args = ["--video", str(video), "--max-steps", "5", "--policy-only", "--first-seed", "21"]
-    out = _eval(tiny_bundle, monkeypatch, gl_backend, *args)
+    out = _eval(random_bundle, monkeypatch, gl_backend, *args)
     assert "policy: return" in out and "over 5 steps" in out and "(seed 21;" in out
     with Image.open(video) as im:
         assert im.format == "GIF" and im.size == (W, H) and im.n_frames == 6

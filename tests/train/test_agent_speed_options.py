@@ -107,7 +107,7 @@ def test_bf16_planning_values_close_and_outputs_fp32():
     agent = _agent(planner_cfg=SMALL_PLAN)
     for _ in range(5):  # give the heads some non-trivial values
         agent.update(_batch())
-    model, consts = agent.model, agent.plan_consts
+    model, consts = agent.model, agent.planner.consts
     torch.manual_seed(3)
     z = model.encode(torch.randn(1, 5)).detach().expand(consts.num_samples, -1)
     actions = torch.rand(consts.horizon, consts.num_samples, 3) * 2 - 1
@@ -130,7 +130,7 @@ def test_bf16_planning_values_close_and_outputs_fp32():
 @pytest.mark.parametrize("compiled", [False, True])
 def test_precast_bf16_weights_plan_bit_identically(compiled: bool):
     agent = _agent(planner_cfg=dataclasses.replace(SMALL_PLAN, precision="bf16"))
-    model, consts = agent.model, agent.plan_consts
+    model, consts = agent.model, agent.planner.consts
     cast = CastWeights(model)
     weights = [m.weight for m in cast.model().modules() if isinstance(m, torch.nn.Linear)]
     assert weights and all(w.dtype == torch.bfloat16 for w in weights)
@@ -148,7 +148,7 @@ def test_precast_bf16_weights_plan_bit_identically(compiled: bool):
             assert torch.equal(a, b)
         agent.update(_batch(seed=step))
     # the agent plans on such a copy: its action equals autocast on the fp32 weights
-    assert agent._plan_weights is not None
+    assert agent.planner.cast is not None
     obs = np.random.default_rng(0).standard_normal(5).astype(np.float32)
     torch.manual_seed(7)
     action = agent.act(obs, agent.initial_plan_state(), eval_mode=False)[0]
@@ -165,9 +165,9 @@ def test_precast_weights_follow_the_acting_copy_with_overlap():
     ``sync_acting``, not while an update changes the learner."""
     agent = _agent(planner_cfg=dataclasses.replace(SMALL_PLAN, precision="bf16"))
     agent.overlap(seed=3)
-    assert agent._plan_weights is not None and agent._plan_weights.source is agent.act_model
+    assert agent.planner.cast is not None and agent.planner.cast.source is agent.act_model
     obs = np.random.default_rng(1).standard_normal(5).astype(np.float32)
-    consts = agent.plan_consts
+    consts = agent.planner.consts
 
     def acted() -> np.ndarray:
         g = torch.Generator().manual_seed(11)
@@ -296,7 +296,7 @@ def test_auto_precision_takes_bf16_only_where_the_cpu_has_it(monkeypatch, native
         agent_cfg=AgentConfig(batch_size=16, precision="auto"),
     )
     assert auto.planner_cfg.precision == auto.agent_cfg.precision == chosen
-    assert isinstance(auto._plan_weights, CastWeights) is native
+    assert isinstance(auto.planner.cast, CastWeights) is native
     explicit = _agent(
         planner_cfg=dataclasses.replace(SMALL_PLAN, precision=chosen),
         agent_cfg=AgentConfig(batch_size=16, precision=chosen),

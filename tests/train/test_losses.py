@@ -161,7 +161,7 @@ def test_discount_override_reaches_targets_and_planner():
     """agent.discount replaces the episode-length rule in the TD targets and plan returns."""
     agent = _agent(discount=0.999)
     assert agent.gamma == 0.999 and agent.loss_consts.gamma == 0.999
-    assert agent.plan_consts.terminal_discount == pytest.approx(0.999**PLAN.horizon)
+    assert agent.planner.consts.terminal_discount == pytest.approx(0.999**PLAN.horizon)
     with pytest.raises(ValueError, match="agent.discount"):
         AgentConfig(discount=1.0)
 
