@@ -132,16 +132,7 @@ def exportable(model: WorldModel) -> WorldModel:
     function that neither the ONNX exporter nor TorchScript can trace; both forms are the
     same function (to ~1e-7), so the bundle is built from an exact-Mish twin.
     """
-    if model.cfg.mish == "exact":
-        return model
-    twin = WorldModel(
-        model.obs_dim,
-        model.action_dim,
-        dataclasses.replace(model.cfg, mish="exact"),
-        model.terminates,
-    )
-    twin.load_state_dict(model.state_dict())
-    return twin.eval()
+    return model.with_mish("exact")
 
 
 def export_bundle(

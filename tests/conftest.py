@@ -7,6 +7,14 @@ import pytest
 TINY_BUNDLE_TASK = "h1:stand"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _plan_program_cache(tmp_path_factory):
+    """Plan programs exported by the tests go to a temporary cache, not the user's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BOOM_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory):
     """Path of a bundle exported from a tiny real training run on h1:stand (built once per

@@ -42,6 +42,10 @@ class ControlConfig:
     """MPPI iterations (None: the bundle's)."""
     bf16: bool = False
     """Evaluate on a bf16 copy of the weights (torch, cudagraph)."""
+    whole_plan: bool = True
+    """onnx on a CPU: every plan is one call of a program exported for its iteration count
+    (the anytime planner runs the largest that fits); false: the bundle's parts, iteration
+    by iteration."""
     seed: int = 0
     """Planner noise and episode seed."""
     duration: float | None = None

@@ -15,6 +15,7 @@ from boom_control.planner.backends import (
     TorchScriptBackend,
     override_constants,
 )
+from boom_control.planner.program import OnnxPrograms
 
 
 def build_backend(
@@ -26,6 +27,7 @@ def build_backend(
     bf16: bool = False,
     samples: int | None = None,
     iterations: int | None = None,
+    whole_plan: bool = True,
 ) -> PlannerBackend:
     """A planner backend for ``bundle``.
 
@@ -36,6 +38,9 @@ def build_backend(
         threads: CPU threads for torch / ONNX Runtime (0 = leave the default).
         bf16: evaluation on a bf16 copy of the weights (torch and cudagraph backends).
         samples, iterations: override the bundle's planner settings.
+        whole_plan: onnx on a CPU: each plan is one call of a program exported for its
+            iteration count (:mod:`boom_control.planner.program`); False: the bundle's parts
+            driven iteration by iteration.
     Raises:
         BackendError: the backend cannot run on the device, or a part ended up elsewhere.
     """
@@ -57,7 +62,11 @@ def build_backend(
         planner = TorchScriptBackend(bundle.model("torchscript", dev), consts, dev)
     else:
         parts = bundle.model("onnx", dev, threads=threads)
-        planner = OnnxBackend(parts, consts, dev, session=parts.run.sessions["rollout_value"])
+        programs = None
+        if whole_plan and dev.type == "cpu":
+            programs = OnnxPrograms(bundle.eager_model("cpu"), consts, threads=threads)
+        session = parts.run.sessions["rollout_value"]
+        planner = OnnxBackend(parts, consts, dev, session=session, programs=programs)
     _check_device(planner, bundle.obs_dim, dev)
     return planner
 

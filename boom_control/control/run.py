@@ -54,6 +54,7 @@ def run_controller(
             bf16=cfg.bf16,
             samples=cfg.samples,
             iterations=cfg.iterations,
+            whole_plan=cfg.whole_plan,
         )
         planner.warmup(b.obs_dim, plan=not cfg.policy_only)
         warmup_s = time.monotonic() - t

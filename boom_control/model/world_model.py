@@ -9,6 +9,7 @@ early). Rewards and Q values are categorical over ``num_bins`` two-hot bins (log
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Literal
 
 import torch
@@ -65,6 +66,16 @@ class WorldModel(nn.Module):
         super().train(mode)
         self._target_Qs.eval()
         return self
+
+    def with_mish(self, kind: str) -> WorldModel:
+        """This model if its Mish is ``kind`` ('exact' or 'fast'), else an eval-mode twin with
+        the same weights computing Mish that way (the same function, to ~1e-7)."""
+        if self.cfg.mish == kind:
+            return self
+        cfg = dataclasses.replace(self.cfg, mish=kind)
+        twin = WorldModel(self.obs_dim, self.action_dim, cfg, self.terminates)
+        twin.load_state_dict(self.state_dict())
+        return twin.to(next(self.parameters()).device).eval()
 
     def num_params(self) -> int:
         """Learnable parameters (the target Q copy is not counted)."""

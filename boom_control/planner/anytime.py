@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from boom_control.planner.backends import PlannerBackend
-from boom_control.planner.mppi import PlanNoise
+from boom_control.planner.mppi import PlanNoise, initial_state
 from boom_control.planner.types import PlanState
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,8 @@ class CostTracker:
         """Consecutive plans in which no iteration fitted; at ``probe_every`` one iteration
         runs anyway so that an estimate inflated by a one-off stall can come down again
         (:meth:`probed` backs off when probes keep overrunning)."""
+        self.programs: dict[int, CostTracker] = {}
+        """Backends with whole-plan programs: the cost of a plan of k iterations, per k."""
 
     def add(self, seconds: float) -> None:
         self.ewma = seconds if self.ewma is None else self.ewma + self.alpha * (seconds - self.ewma)
@@ -59,6 +61,14 @@ class CostTracker:
         """After a probe: probe again soon if it fitted, else back off (doubling, up to
         ``most`` plans) so a budget no iteration can fit costs little CPU."""
         self.probe_every = self._probe_base if fitted else min(2 * self.probe_every, most)
+
+    def program(self, k: int) -> CostTracker:
+        """The tracker of whole plans of ``k`` iterations (one per ``k``, same settings)."""
+        if k not in self.programs:
+            self.programs[k] = CostTracker(
+                self.alpha, self.recent.maxlen or 20, self.quantile, self.margin
+            )
+        return self.programs[k]
 
     def estimate(self) -> float:
         """Seconds one more iteration is expected to take (0 before any sample)."""
@@ -102,10 +112,15 @@ class PlanResult:
 def plan_anytime(backend: PlannerBackend, job: PlanJob, tracker: CostTracker) -> PlanResult:
     """Plan until the deadline: as many iterations as fit, then select.
 
-    After ``tracker.probe_every`` plans without any iteration, the first iteration runs
-    regardless of the estimate (a probe; in real time it runs in the planning thread, so an
-    overrun costs a fallback, never a late send).
+    A backend with whole-plan programs runs the one of the most iterations whose measured
+    cost fits the time left (:func:`plan_program`); the others run the policy trajectories,
+    then iterations one by one while the next one's estimate fits. After
+    ``tracker.probe_every`` plans without any iteration, one iteration runs regardless of
+    the estimate (a probe; in real time it runs in the planning thread, so an overrun costs
+    a fallback, never a late send).
     """
+    if backend.programs is not None:
+        return plan_program(backend, job, tracker)
     clock = time.monotonic
     force_one = tracker.starved >= tracker.probe_every
     t0 = clock()
@@ -143,6 +158,50 @@ def plan_anytime(backend: PlannerBackend, job: PlanJob, tracker: CostTracker) ->
         (end - t0) * 1e3,
         end,
     )
+
+
+def plan_program(backend: PlannerBackend, job: PlanJob, tracker: CostTracker) -> PlanResult:
+    """One whole-plan program call: the largest ``k`` whose cost estimate fits the time
+    left (``tracker.program(k)``, measured per ``k``), or none (a probe of ``k = 1`` after
+    ``tracker.probe_every`` plans without any)."""
+    clock = time.monotonic
+    t0 = clock()
+    k = next(
+        (
+            k
+            for k in range(backend.consts.iterations, 0, -1)
+            if t0 + tracker.program(k).estimate() <= job.deadline
+        ),
+        0,
+    )
+    probe = k == 0 and tracker.starved >= tracker.probe_every
+    if k == 0 and not probe:
+        tracker.starved += 1
+        end = clock()
+        return PlanResult(job.tick, None, None, 0, [], 0.0, 0.0, (end - t0) * 1e3, end)
+    k = k or 1
+    action, _, _, state = backend.plan_k(job.z, job.state, job.noise, k)
+    backend.sync()
+    action = action.float().cpu().numpy()
+    end = clock()
+    tracker.program(k).add(end - t0)
+    if probe:
+        tracker.probed(fitted=end <= job.deadline)
+    tracker.starved = 0
+    return PlanResult(job.tick, action, state, k, [], 0.0, 0.0, (end - t0) * 1e3, end)
+
+
+def measure_programs(backend: PlannerBackend, tracker: CostTracker, obs_dim: int) -> None:
+    """Time every program of ``backend`` once into ``tracker`` (after a warm-up), so the
+    first real plans already know what fits."""
+    z = backend.encode(torch.zeros(1, obs_dim, device=backend.device))
+    state = initial_state(backend.consts, backend.device)
+    for k in range(1, backend.consts.iterations + 1):
+        noise = backend.draw_noise()
+        start = time.monotonic()
+        backend.plan_k(z, state, noise, k)
+        backend.sync()
+        tracker.program(k).add(time.monotonic() - start)
 
 
 class PlanWorker:
@@ -194,6 +253,8 @@ class PlanWorker:
         try:
             if self._warmup_obs_dim is not None:
                 self.backend.warmup(self._warmup_obs_dim, rounds=1)
+                if self.backend.programs is not None:
+                    measure_programs(self.backend, self.tracker, self._warmup_obs_dim)
         except BaseException as err:  # raised in the constructor
             self._error, self._stop = err, True
         finally:

@@ -90,6 +90,7 @@ class PlannerBackend:
         return (
             f"{self.name}{' +bf16' if self.bf16 else ''} on {dev}; "
             f"{c.num_samples} samples x {c.iterations} iterations, horizon {c.horizon}"
+            + ("; whole-plan programs" if self.programs is not None else "")
         )
 
     def device_used(self) -> str:
@@ -144,14 +145,26 @@ class PlannerBackend:
         """Eval-mode action ``(A,)``, ``mu (A,)``, ``std (A,)`` and the next plan state."""
         return plan_select(run.it, self.consts, run.noise, eval_mode=True)
 
+    programs = None
+    """A whole plan of ``k`` iterations in one call per ``k`` (``programs(k, z, state,
+    noise)``, see :mod:`~boom_control.planner.program`), or None: iteration by iteration."""
+
+    def plan_k(
+        self, z: torch.Tensor, state: PlanState, noise: PlanNoise, k: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, PlanState]:
+        """An eval-mode plan of ``k`` iterations: action, mu, std ``(A,)``, next state."""
+        if self.programs is not None:
+            return self.programs(k, z, state, noise)
+        run = self.begin(z, state, noise)
+        for i in range(k):
+            run = self.iterate(run, i)
+        return self.select(run)
+
     def plan(
         self, z: torch.Tensor, state: PlanState, noise: PlanNoise
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, PlanState]:
         """A complete plan (every iteration): the offline reference of the loop."""
-        run = self.begin(z, state, noise)
-        for i in range(self.consts.iterations):
-            run = self.iterate(run, i)
-        return self.select(run)
+        return self.plan_k(z, state, noise, self.consts.iterations)
 
     def sync(self) -> None:
         """Wait for queued device work (GPU backends); timing points call it."""
@@ -162,11 +175,12 @@ class PlannerBackend:
         """First inferences (allocations, graph optimisation, capture) on a zero observation;
         ``plan=False``: the encoder and the policy only (a loop that never plans)."""
         state = initial_state(self.consts, self.device)
+        ks = range(1, self.consts.iterations + 1) if self.programs is not None else [None]
         for _ in range(rounds):
             z = self.encode(torch.zeros(1, obs_dim, device=self.device))
             self.policy_action(z)
-            if plan:
-                self.plan(z, state, self.draw_noise())
+            for k in ks if plan else ():
+                self.plan_k(z, state, self.draw_noise(), k or self.consts.iterations)
         self.sync()
 
 
@@ -196,8 +210,9 @@ class OnnxBackend(FusedBackend):
 
     name = "onnx"
 
-    def __init__(self, model, consts, device, bf16=False, session=None) -> None:
+    def __init__(self, model, consts, device, bf16=False, session=None, programs=None) -> None:
         super().__init__(model, consts, device, bf16=False)
+        self.programs = programs
         self._session = session  # the rollout_value session, bound on CUDA
         if device.type == "cuda" and session is not None:
             self._binding = session.io_binding()

@@ -96,17 +96,23 @@ def format_sweep(result: dict[str, Any]) -> str:
                 "pol p99": st["policy"]["p99"],
                 "iter p99": st["iteration"]["p99"],
                 "sel p99": st["select"]["p99"],
+                "prog p99": st.get("program", {}).get("p99", float("nan")),
             }
         )
         rows.append(row)
     lines = [
         f"{result['bundle']} ({result['task']}, {result['size']}, "
         f"{result['num_params'] / 1e6:.2f}M params) on {result['backend']}, {result['device']}",
-        "plan = whole tick: h2d + encode + policy + init + iterations + select + d2h (ms)",
+        "plan = whole tick: h2d + encode + policy + program + d2h (ms); program = init + "
+        "iterations + select, or one whole-plan call (then those three are not measured)",
         format_table(rows, list(rows[0])),
     ]
     big = result["cells"][result["largest"]]
-    srows = [{"stage": s, **{k: big["stages"][s][k] for k in TABLE_PCTS}} for s in STAGES]
+    srows = [
+        {"stage": s, **{k: big["stages"][s][k] for k in TABLE_PCTS}}
+        for s in STAGES
+        if s in big["stages"]  # profiles saved before a stage existed lack it
+    ]
     lines += [f"\nstages of {cell_name(big)} ({big['repeats']} repetitions):"]
     lines += [format_table(srows, ["stage", *TABLE_PCTS])]
     lines += ["", result["load"]["text"], result["resolution"]]

@@ -31,8 +31,11 @@ from boom_control.profile.stats import summarize
 
 log = logging.getLogger(__name__)
 
-STAGES = ("h2d", "encode", "policy", "init", "iteration", "select", "d2h", "plan")
-"""Stages recorded per cell (``iteration`` pools every MPPI iteration)."""
+STAGES = ("h2d", "encode", "policy", "init", "iteration", "select", "program", "d2h", "plan")
+"""Stages recorded per cell (``iteration`` pools every MPPI iteration). ``program`` is the
+planning itself, policy trajectories to selection: the sum of ``init``, the iterations and
+``select`` on a backend that steps them, one call on a backend with whole-plan programs
+(whose ``init``, ``iteration`` and ``select`` are then not measured: empty)."""
 
 PRECISIONS = {
     "torch": ("fp32", "bf16"),
@@ -142,22 +145,28 @@ def _run_reps(stages, noises, observations, clock, reps: int, state, out=None):
         t2 = clock()
         stages.policy_action(z)
         t3 = clock()
-        run = stages.begin(z, state, noise)
-        t4 = clock()
-        iters = []
-        for i in range(iterations):
-            run = stages.iterate(run, i)
-            iters.append(clock())
-        t5 = clock()
-        action, _, _, state = stages.select(run)
-        t6 = clock()
+        if stages.programs is not None:
+            action, _, _, state = stages.plan_k(z, state, noise, iterations)
+            t6 = clock()
+        else:
+            run = stages.begin(z, state, noise)
+            t4 = clock()
+            iters = []
+            for i in range(iterations):
+                run = stages.iterate(run, i)
+                iters.append(clock())
+            t5 = clock()
+            action, _, _, state = stages.select(run)
+            t6 = clock()
         action.float().cpu().numpy()
         t7 = clock()
         if out is not None:
             out["h2d"][r], out["encode"][r], out["policy"][r] = t1 - t0, t2 - t1, t3 - t2
-            out["init"][r] = t4 - t3
-            out["iter"][r] = np.diff(np.asarray([t4, *iters]))
-            out["select"][r], out["d2h"][r], out["plan"][r] = t6 - t5, t7 - t6, t7 - t0
+            out["program"][r], out["d2h"][r], out["plan"][r] = t6 - t3, t7 - t6, t7 - t0
+            if stages.programs is None:
+                out["init"][r] = t4 - t3
+                out["iter"][r] = np.diff(np.asarray([t4, *iters]))
+                out["select"][r] = t6 - t5
     return state
 
 
@@ -192,8 +201,10 @@ def measure_cell(
         per_rep = (clock() - start) / max(warmup, 1)
         fit = int(seconds * 1000.0 / max(per_rep, 1e-6))
         n = max(min(repeats, fit), min(min_repeats, repeats))
-        out = {s: np.zeros(n) for s in ("h2d", "encode", "policy", "init", "select", "d2h", "plan")}
-        out["iter"] = np.zeros((n, consts.iterations))
+        stepped = n if stages.programs is None else 0  # whole plans: no inner stages
+        out = {s: np.zeros(n) for s in ("h2d", "encode", "policy", "program", "d2h", "plan")}
+        out.update(init=np.zeros(stepped), select=np.zeros(stepped))
+        out["iter"] = np.zeros((stepped, consts.iterations))
         _run_reps(stages, noises, observations, clock, n, state, out)
     return CellTimings(consts.num_samples, consts.iterations, precision, n, n < repeats, out)
 

@@ -57,7 +57,10 @@ def test_report_statistics_agree_with_the_log(run_log, tmp_path):
     assert stats["stages"]["plan"]["p99"] == pytest.approx(log.summary["plan_p99_ms"])
     iters = [x for t in ticks for x in t.iter_ms]
     assert stats["stages"]["iteration"]["n"] == len(iters)
-    assert stats["stages"]["iteration"]["max"] == pytest.approx(max(iters))
+    if iters:
+        assert stats["stages"]["iteration"]["max"] == pytest.approx(max(iters))
+    else:  # onnx on a CPU plans with whole-plan programs: no per-iteration times
+        assert np.isnan(stats["stages"]["iteration"]["max"])
     assert sum(stats["iterations_hist"].values()) == len(planned)
     assert stats["mean_iterations"] == pytest.approx(np.mean([t.iterations for t in planned]))
     sent = [t for t in ticks if t.action_source != "skipped"]

@@ -38,17 +38,16 @@ def test_sweep_cli_writes_json_tables_config_and_plots(random_bundle, tmp_path):
         assert set(c["stages"]) == set(STAGES) | {f"iter_{k + 1}" for k in range(c["iterations"])}
         assert all(set(s) == PCTS for s in c["stages"].values())
         st = c["stages"]
-        assert st["iteration"]["n"] == 12 * c["iterations"] and st["plan"]["n"] == 12
+        # onnx on a CPU plans with whole-plan programs: one call, no inner stages
+        assert st["program"]["n"] == st["plan"]["n"] == 12
+        assert st["iteration"]["n"] == st["init"]["n"] == st["select"]["n"] == 0
         assert st["plan"]["p50"] <= st["plan"]["p90"] <= st["plan"]["p99"] <= st["plan"]["max"]
     # the whole plan is timed end to end; every stage lies inside it
     raw = np.load(out / "timings.npz")
     for name in ("fp32_N16_I1", "fp32_N32_I3"):
-        parts = sum(
-            raw[f"{name}_{s}"] for s in ("h2d", "encode", "policy", "init", "select", "d2h")
-        )
-        parts = parts + raw[f"{name}_iter"].sum(axis=1)
+        parts = sum(raw[f"{name}_{s}"] for s in ("h2d", "encode", "policy", "program", "d2h"))
         assert np.all(parts <= raw[f"{name}_plan"] + 1e-9)
-        assert raw[f"{name}_iter"].shape == (12, int(name[-1]))
+        assert raw[f"{name}_iter"].shape == (0, int(name[-1]))
     # a huge budget fits the largest setting; the YAML is what boom control takes
     fit = data["budgets"][0]
     assert (fit["fit"]["samples"], fit["fit"]["iterations"]) == (32, 3)
@@ -72,6 +71,12 @@ def test_explicit_subcommand_and_bf16_on_torch(random_bundle, tmp_path):
     data = json.loads((out / "profile.json").read_text())
     assert [c["precision"] for c in data["cells"]] == ["fp32", "bf16"]
     assert not list(out.glob("*.png"))
+    for c in data["cells"]:  # stepped: every stage measured, the program is their sum
+        st = c["stages"]
+        assert st["iteration"]["n"] == 10 and st["init"]["n"] == st["program"]["n"] == 5
+    raw = np.load(out / "timings.npz")
+    inner = raw["fp32_N16_I2_init"] + raw["fp32_N16_I2_iter"].sum(axis=1)
+    assert np.all(inner + raw["fp32_N16_I2_select"] <= raw["fp32_N16_I2_program"] + 1e-9)
     bad = CliRunner().invoke(cli, ["profile", str(random_bundle), "--backend", "onnx",
                                    "--precision", "bf16", "--out", str(out)])  # fmt: skip
     assert bad.exit_code != 0 and "offers fp32" in bad.output
