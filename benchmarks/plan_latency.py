@@ -1,4 +1,5 @@
-"""Latency of one MPPI plan per controller backend (p50/p99), against plain eager PyTorch.
+"""Latency of one MPPI plan per controller backend (p50/p99), against plain eager PyTorch
+and against the plan's matrix multiplies alone (the floor, measured in the same run).
 
 A randomly initialised world model of each size is exported to a temporary bundle for
 the task (latency does not depend on the weights), then every backend plans from a real
@@ -29,6 +30,7 @@ from boom_control.model.world_model import WorldModel
 from boom_control.planner.backends import override_constants
 from boom_control.planner.config import PlannerConfig
 from boom_control.planner.mppi import plan
+from boom_control.profile.floor import FloorReplay, OnnxFloorReplay, stage_matmuls
 from export.exporter import export_bundle
 
 
@@ -70,9 +72,18 @@ def _runner(bundle: Bundle, name: str, bf16: bool, device: str, threads: int, se
                 plan(eager, z, state, consts, True, noise)
 
         return run, consts
+    if name.startswith("floor-"):  # the plan's multiplies alone (see profile/floor.py)
+        eager = build_backend(bundle, "torch", device, samples=samples, iterations=iterations)
+        matmuls = stage_matmuls(eager, bundle.obs_dim)
+        calls = matmuls["init"] + matmuls["iteration"] * eager.consts.iterations
+        if name == "floor-onnx":
+            return OnnxFloorReplay(calls, threads), eager.consts
+        return FloorReplay(calls, eager.device), eager.consts
+    stepped = name == "onnx-stepped"
     b = build_backend(
-        bundle, name, device, threads=threads, bf16=bf16, samples=samples, iterations=iterations
-    )
+        bundle, "onnx" if stepped else name, device, threads=threads, bf16=bf16,
+        samples=samples, iterations=iterations, whole_plan=not stepped,
+    )  # fmt: skip
     z, state = b.encode(obs.to(b.device)), _zero_state(b.consts, b.device)
     noise = b.draw_noise(torch.Generator(b.device).manual_seed(0))
 
@@ -114,8 +125,10 @@ def bench_bundle(bundle: Bundle, settings, backends, threads, repeats, device) -
                     run()
                     times[k].append((time.perf_counter() - t) * 1e3)
             ref = float(np.percentile(times["reference"], 50)) if "reference" in times else None
+            floors = {k: float(np.percentile(times[k], 50)) for k in times if k.startswith("floor")}
             for k, (_, consts, dev) in runners.items():
                 p50 = float(np.percentile(times[k], 50))
+                floor = floors.get("floor-onnx" if k.startswith("onnx") else "floor-torch")
                 row = {
                     "size": bundle.info.model.size,
                     "backend": k,
@@ -126,6 +139,7 @@ def bench_bundle(bundle: Bundle, settings, backends, threads, repeats, device) -
                     "p50_ms": p50,
                     "p99_ms": float(np.percentile(times[k], 99)),
                     "speedup_vs_eager": ref / p50 if ref else None,
+                    "x_floor": p50 / floor if floor and not k.startswith("floor") else None,
                 }
                 rows.append(row)
                 print(_fmt(row), flush=True)
@@ -153,6 +167,7 @@ def _fmt(r: dict) -> str:
         f"{r['size']:>3} {r['backend']:<16} {r['device']:<5} thr {r['threads']} "
         f"{r['samples']:>4}x{r['iterations']:<2} p50 {r['p50_ms']:8.2f} ms  "
         f"p99 {r['p99_ms']:8.2f} ms  speed-up {sp}"
+        + (f"  {r['x_floor']:.2f}x floor" if r.get("x_floor") else "")
     )
 
 
@@ -168,8 +183,16 @@ def main() -> None:
         help="'full' (the bundle's samples x iterations) or NxI",
     )
     ap.add_argument(
-        "--backends", nargs="+", default=["torch", "torch+bf16", "torchscript", "onnx", "cudagraph"]
-    )
+        "--backends",
+        nargs="+",
+        default=[
+            "torch", "torch+bf16", "torchscript", "onnx", "onnx-stepped", "cudagraph",
+            "floor-torch", "floor-onnx",
+        ],
+        help="onnx: whole-plan programs on a CPU; onnx-stepped: the parts, iteration by "
+        "iteration; floor-torch / floor-onnx: the plan's matrix multiplies alone in torch / "
+        "ONNX Runtime (the floor each backend is compared with)",
+    )  # fmt: skip
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=None)

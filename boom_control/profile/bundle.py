@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from boom_control.control.factory import build_backend
 from boom_control.profile.budget import (
     Cell,
     control_flags,
@@ -28,6 +29,8 @@ from boom_control.profile.budget import (
     fit_budget,
     write_control_config,
 )
+from boom_control.profile.floor import STAGES as FLOOR_STAGES
+from boom_control.profile.floor import floor_table, stage_matmuls
 from boom_control.profile.plots import plot_p99_heatmap, plot_stage_histograms
 from boom_control.profile.stats import format_table
 from boom_control.profile.sweep import (
@@ -115,6 +118,8 @@ def format_sweep(result: dict[str, Any]) -> str:
     ]
     lines += [f"\nstages of {cell_name(big)} ({big['repeats']} repetitions):"]
     lines += [format_table(srows, ["stage", *TABLE_PCTS])]
+    if result.get("floor"):
+        lines.append(format_floor(result["floor"]))
     lines += ["", result["load"]["text"], result["resolution"]]
     for b in result["budgets"]:
         if b["fit"] is None:
@@ -177,6 +182,7 @@ def profile_bundle(
         "largest": largest,
         "cells": cells,
         "budgets": fit_budgets(cells, budgets, margin, backend, device, threads),
+        "floor": against_floor(bundle, cells[largest], backend, device, threads),
         "versions": {"torch": torch.__version__, "python": platform.python_version()},
     }
     out = Path(out)
@@ -202,6 +208,59 @@ def profile_bundle(
         result["plots"] = write_sweep_plots(result, sweep, out)
     (out / "profile.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
+
+
+def against_floor(
+    bundle, cell: dict[str, Any], backend: str, device: str, threads: int
+) -> dict[str, Any]:
+    """The matmul floor of a cell (:mod:`boom_control.profile.floor`), measured now, beside
+    the cell's measured p50 per stage: FLOPs, floor, ``x_floor`` = p50 / floor and the
+    achieved matmul rate ``gflops`` = FLOPs / p50. ONNX Runtime's floor for the onnx backend
+    on a CPU, torch's otherwise."""
+    n, k = cell["samples"], cell["iterations"]
+    eager = build_backend(bundle, "torch", device, threads=threads, samples=n, iterations=k)
+    runtime = "onnx" if backend == "onnx" and eager.device.type == "cpu" else "torch"
+    table = floor_table(
+        stage_matmuls(eager, bundle.obs_dim), eager.device, k, runtime=runtime, threads=threads
+    )
+    inner = ("init", "iteration", "select")
+    table["program"] = {
+        key: sum(table[s][key] * (k if s == "iteration" else 1) for s in inner)
+        for key in ("mflop", "floor_ms")
+    }
+    rows = []
+    for stage in (*FLOOR_STAGES, "program", "plan"):
+        f, p50 = table[stage], cell["stages"][stage]["p50"]
+        measured = p50 == p50 and p50 > 0  # NaN: not measured (whole-plan programs)
+        rows.append({
+            "stage": stage,
+            "mflop": f["mflop"],
+            "floor_ms": f["floor_ms"],
+            "p50_ms": p50,
+            "x_floor": p50 / f["floor_ms"] if measured and f["floor_ms"] > 0 else None,
+            "gflops": f["mflop"] / p50 if measured and f["mflop"] > 0 else None,
+        })  # fmt: skip
+    return {"cell": cell_name(cell), "runtime": runtime, "rows": rows}
+
+
+def format_floor(floor: dict[str, Any]) -> str:
+    """The floor table of a profile."""
+    rows = [
+        {
+            "stage": r["stage"],
+            "MFLOP": r["mflop"],
+            "floor ms": r["floor_ms"],
+            "p50 ms": r["p50_ms"],
+            "x floor": r["x_floor"] if r["x_floor"] is not None else float("nan"),
+            "GFLOP/s": r["gflops"] if r["gflops"] is not None else float("nan"),
+        }
+        for r in floor["rows"]
+    ]
+    head = (
+        f"\nagainst the matmul floor of {floor['cell']} (the plan's multiplies alone in "
+        f"{floor['runtime']}, measured now):"
+    )
+    return head + "\n" + format_table(rows, list(rows[0]))
 
 
 def write_sweep_plots(result: dict[str, Any], sweep: SweepResult, out: Path) -> list[str]:

@@ -42,6 +42,12 @@ def test_sweep_cli_writes_json_tables_config_and_plots(random_bundle, tmp_path):
         assert st["program"]["n"] == st["plan"]["n"] == 12
         assert st["iteration"]["n"] == st["init"]["n"] == st["select"]["n"] == 0
         assert st["plan"]["p50"] <= st["plan"]["p90"] <= st["plan"]["p99"] <= st["plan"]["max"]
+    floor = data["floor"]  # the largest cell against its multiplies alone in ONNX Runtime
+    assert (floor["cell"], floor["runtime"]) == ("fp32_N32_I3", "onnx")
+    rows = {r["stage"]: r for r in floor["rows"]}
+    assert rows["program"]["x_floor"] > 0 and rows["iteration"]["x_floor"] is None
+    assert rows["plan"]["mflop"] > rows["program"]["mflop"] > 3 * rows["iteration"]["mflop"] / 2
+    assert "against the matmul floor of fp32_N32_I3" in result.output
     # the whole plan is timed end to end; every stage lies inside it
     raw = np.load(out / "timings.npz")
     for name in ("fp32_N16_I1", "fp32_N32_I3"):
