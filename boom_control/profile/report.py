@@ -35,6 +35,12 @@ from boom_control.telemetry import TelemetryLog, read_telemetry
 SKIPPED = "skipped"
 
 
+def _stepped(log: TelemetryLog, planned: np.ndarray) -> np.ndarray:
+    """Planned ticks whose plan ran iteration by iteration (a whole-plan program has no
+    separate selection time)."""
+    return planned & np.asarray([len(r.iter_ms) > 0 for r in log.ticks], dtype=bool)
+
+
 def tick_arrays(log: TelemetryLog) -> dict[str, np.ndarray]:
     """Per-tick columns of a log as arrays (one entry per tick record)."""
     t = log.ticks
@@ -99,7 +105,7 @@ def analyse(log: TelemetryLog) -> dict[str, Any]:
             "encode": summarize(a["encode_ms"][computed]),
             "policy": summarize(a["policy_ms"][computed]),
             "iteration": summarize(iter_ms),
-            "select": summarize(a["select_ms"][planned]),
+            "select": summarize(a["select_ms"][_stepped(log, planned)]),
             "plan": summarize(a["plan_ms"][planned]),
             "tick": summarize(a["tick_ms"][computed]),
             "send": summarize(a["send_ms"][a["send_ms"] > 0]),  # real time only
@@ -181,7 +187,7 @@ def report_run(path: str | Path, out: str | Path, plots: bool = True) -> dict[st
             "encode": a["encode_ms"][computed],
             "policy": a["policy_ms"][computed],
             "iteration": np.asarray([x for r in log.ticks for x in r.iter_ms], dtype=float),
-            "select": a["select_ms"][a["planned"]],
+            "select": a["select_ms"][_stepped(log, a["planned"])],
             "plan": a["plan_ms"][a["planned"]],
             "tick": a["tick_ms"][computed],
             "send": a["send_ms"][a["send_ms"] > 0],
