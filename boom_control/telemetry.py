@@ -45,6 +45,10 @@ class TickRecord:
         alarm: safety state ('' when normal; e.g. 'nan_obs', 'stale_obs').
         action_source: 'plan', 'policy', 'hold', 'damp' or 'skipped'.
         send_ms: how long the send took (it started ``send_ms`` before ``t_send``).
+        obs_latency_ms: how long ago the observation was produced (its age plus the delay
+            the server reports; -1 when none).
+        compensated: actions already sent that the latent was predicted through before
+            planning (``compensate``; 0: planned from the observation as it is).
     """
 
     tick: int
@@ -66,6 +70,8 @@ class TickRecord:
     alarm: str = ""
     action_source: str = "plan"
     send_ms: float = 0.0
+    obs_latency_ms: float = -1.0
+    compensated: int = 0
 
 
 class TelemetryWriter:

@@ -136,6 +136,13 @@ class Observation:
         return time.monotonic() - ref
 
     @property
+    def latency(self) -> float:
+        """Seconds since the observation was produced: :attr:`age` plus the time the server
+        says it held the observation back before sending it (``obs_delay``: a sensor's
+        latency, or a test's injected delay)."""
+        return self.age + float(self.info.get("obs_delay", 0.0))
+
+    @property
     def control_obs(self) -> np.ndarray:
         """``(obs_dim,)``: what the next action acts on. After an episode end in real time
         that is the next episode's first observation (``info["next_obs"]``)."""

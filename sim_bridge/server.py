@@ -57,6 +57,7 @@ import secrets
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -143,6 +144,9 @@ class ServerConfig:
     # longer than this between steps costs the server this much CPU per step. 0 blocks.
     busy_poll: float = BUSY_POLL_DEFAULT
     name: str = "boom-sim"  # server name announced in the handshake
+    # realtime, for tests of latency compensation: every tick's observation is pushed this
+    # many ticks after it was produced, with the time it waited in ``obs_delay`` (seconds)
+    obs_delay_ticks: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -163,6 +167,10 @@ class ServerConfig:
             )
         if self.lease_timeout is not None and self.lease_timeout < 0:
             raise ValueError(f"lease_timeout must be >= 0, got {self.lease_timeout!r}")
+        if not 0 <= self.obs_delay_ticks <= 100:
+            raise ValueError(f"obs_delay_ticks must be in [0, 100], got {self.obs_delay_ticks!r}")
+        if self.obs_delay_ticks and self.mode != "realtime":
+            raise ValueError("obs_delay_ticks delays real-time observations: use mode realtime")
         if self.peer_rate < 0:
             raise ValueError(f"peer_rate must be >= 0, got {self.peer_rate!r}")
         if not 256 <= self.max_message_bytes <= P.MAX_MESSAGE_BYTES:
@@ -248,6 +256,8 @@ class _RealtimeState:
     in_watchdog: bool = False
     episode_step: int = 0
     subscribers: set[bytes] = field(default_factory=set)
+    delayed: deque = field(default_factory=deque)
+    """``obs_delay_ticks``: ``(produced at, applied seq, observation fields)`` not pushed yet."""
 
 
 class BridgeServer:
@@ -726,6 +736,7 @@ class BridgeServer:
             return
         if self._waits and not rt.had_action and rt.pending is None and not self._estopped:
             self.stats.waiting += 1  # a simulator holds still until the first action
+            self._push_delayed(now, flush=True)  # the new episode's start must get out
             return
         late = False
         watchdog = now - rt.last_action_t > self.cfg.watchdog_periods * self.period
@@ -761,9 +772,25 @@ class BridgeServer:
         }
         if terminated or truncated:  # real time never stops: start the next episode
             extra.update(self._next_episode(now))
+        if self.cfg.obs_delay_ticks:
+            fields = (obs, reward, terminated, truncated, extra)
+            rt.delayed.append((now, rt.applied_seq, fields))
+            self._push_delayed(now)
+            return
         self._broadcast(
             self._observation_frame(rt.applied_seq, obs, reward, terminated, truncated, **extra)
         )
+
+    def _push_delayed(self, now: float, flush: bool = False) -> None:
+        """``obs_delay_ticks``: push the observations that have waited that many ticks (all
+        of them with ``flush``), each with ``obs_delay``, the seconds it was held back."""
+        rt = self._rt
+        while rt.delayed and (flush or len(rt.delayed) > self.cfg.obs_delay_ticks):
+            produced, seq, (obs, reward, terminated, truncated, extra) = rt.delayed.popleft()
+            extra = {**extra, "obs_delay": now - produced}
+            self._broadcast(
+                self._observation_frame(seq, obs, reward, terminated, truncated, **extra)
+            )
 
     def _safe_tick(self, now: float) -> None:
         """:meth:`_tick` under the last resort: a backend that raises ends the episode (the

@@ -88,6 +88,13 @@ overrides after the bundle (any ControlConfig key, e.g. rate=25 samples=32), the
     help="Send the policy's action on every tick, no MPPI (the baseline of the planner, or "
     "a machine too slow to plan).",
 )
+@click.option(
+    "--compensate",
+    is_flag=True,
+    default=None,
+    help="Real time: plan from the latent predicted through the actions already sent that "
+    "act after the observation was produced (latency compensation).",
+)
 @click.option("--quiet-status", is_flag=True, help="No live status line.")
 @click.option(
     "--take-over",

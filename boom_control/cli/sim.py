@@ -107,6 +107,14 @@ def _parse_options(pairs: tuple[str, ...]) -> dict:
     help="Seconds without a message before a client is forgotten and its simulation "
     "given back (clients of the bridge library send heartbeats while busy).",
 )
+@click.option(
+    "--obs-delay-ticks",
+    type=click.IntRange(0, 100),
+    default=0,
+    show_default=True,
+    help="Real time, for testing latency compensation: push every observation this many "
+    "ticks after it was produced (a sensor latency; the frames say how long they waited).",
+)
 @click.option("--allow-remote", is_flag=True, help="Allow binding a non-loopback interface.")
 @click.option(
     "--curve-secret-key",
@@ -139,6 +147,7 @@ def sim(
     max_clients: int,
     max_instances: int,
     client_timeout: float,
+    obs_delay_ticks: int,
     allow_remote: bool,
     curve_secret_key: str | None,
     curve_clients: str | None,
@@ -175,6 +184,7 @@ def sim(
             max_clients=max_clients,
             max_instances=max_instances,
             client_timeout=client_timeout,
+            obs_delay_ticks=obs_delay_ticks,
         )
         check_bind(endpoint, allow_remote)
     except (ValueError, BridgeSecurityError) as err:

@@ -58,6 +58,9 @@ class ControlConfig:
     """SCHED_FIFO priority of the planning thread (below ``rt_priority``; 0: off)."""
     policy_only: bool = False
     """Send the policy's action on every tick, no MPPI."""
+    compensate: bool = False
+    """Real time: plan from the latent predicted through the actions already sent that act
+    after the observation was produced (latency compensation)."""
     take_over: bool = False
     """Take control of a server another controller holds (its control lease)."""
     telemetry: str | None = None
@@ -85,6 +88,7 @@ class ControlConfig:
             rt_priority=self.rt_priority,
             planner_rt_priority=self.planner_rt_priority,
             policy_only=self.policy_only,
+            compensate=self.compensate,
         )
 
 

@@ -18,6 +18,14 @@ Tick ``k`` starts at ``t0 + k * period`` (absolute deadlines, :class:`~.clock.Ti
    or not at all (a tick the loop reaches too late is skipped, never sent late);
 5. safety (:class:`~.safety.SafetyGuard`), telemetry, live status.
 
+Latency compensation (``compensate``, real time): an action sent in tick ``k`` acts from
+the server's next tick on, on the state the server has then. When the observation is
+older than that (its ``latency``: age plus the delay the server reports, e.g. a sensor's),
+``m = round(latency / period)`` of the actions already sent have acted since it was
+produced; the loop predicts the latent through them (oldest first, at most those sent in
+this episode, a held command counted again for a tick that sent nothing) and both the
+fallback and the plan start from that prediction.
+
 Lockstep bridges get one action per observation, planned in the loop's thread with the
 same budget. Noise comes from one generator seeded with ``seed`` (one draw per plan), so a
 lockstep run is reproduced by an offline :meth:`PlannerBackend.plan` on the same
@@ -34,6 +42,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -100,6 +109,11 @@ class LoopConfig:
     """SCHED_FIFO priority of the planning thread (0 = normal). Lower than ``rt_priority``;
     it keeps the loop from waiting for the GIL on a planner thread that the OS preempted
     (priority inversion on a loaded machine), at the cost of one core for the planner."""
+    compensate: bool = False
+    """Real time: plan from the latent predicted forward through the world model's dynamics
+    by the actions already sent that act after the observation was produced (as many as
+    the observation's measured latency spans periods), instead of from the observation's
+    own latent (see the module docstring)."""
 
     @property
     def period(self) -> float:
@@ -167,6 +181,7 @@ class Controller:
         self.stop_reason = ""
         self._record = record
         self._warm: tuple[int, PlanState] | None = None  # (tick planned at, next state)
+        self._sent: deque[np.ndarray] = deque(maxlen=64)  # commands in force, oldest first
         self._restarts = client.restarts
         self._errors_seen = getattr(client, "error_count", 0)
         self._episode: int | None = None  # the server's number of the running episode
@@ -193,6 +208,28 @@ class Controller:
 
     def _new_episode(self) -> None:
         self._warm = None
+        self._sent.clear()
+
+    def _in_force(self, command: np.ndarray | None) -> None:
+        """Real time: the command acting from the server's next tick (``None``: nothing
+        was sent this tick, the server holds the last one)."""
+        if command is not None:
+            self._sent.append(np.array(command, dtype=np.float32))
+        elif self._sent:
+            self._sent.append(self._sent[-1])
+
+    def _compensated(self, z: torch.Tensor, ob, rec: TickRecord) -> torch.Tensor:
+        """``z`` predicted through the sent actions that acted after ``ob`` was produced."""
+        rec.obs_latency_ms = ob.latency * 1e3
+        if not (self.cfg.compensate and self.realtime):
+            return z
+        m = min(round(ob.latency / self.cfg.period), len(self._sent))
+        if m <= 0:
+            return z
+        acts = np.stack(list(self._sent)[-m:])
+        rec.compensated = m
+        acts_t = torch.as_tensor(acts, dtype=torch.float32, device=self.backend.device)
+        return self.backend.predict(z, acts_t)
 
     # ------------------------------------------------------------------ one tick
     def _tick(self, k: int, start: float, ob, fresh: bool, worker: PlanWorker | None):
@@ -215,7 +252,7 @@ class Controller:
         if obs_ok and not stale:
             t = time.monotonic()
             obs = torch.tensor(ob.control_obs, dtype=torch.float32, device=self.backend.device)
-            z = self.backend.encode(obs.unsqueeze(0))
+            z = self._compensated(self.backend.encode(obs.unsqueeze(0)), ob, rec)
             t1 = time.monotonic()
             policy = self.backend.policy_action(z).float().cpu().numpy()
             t2 = time.monotonic()
@@ -354,7 +391,9 @@ class Controller:
                 t_send = time.monotonic()
                 rec.late, rec.send_ms = t_send > send_deadline, (t_send - t_start) * 1e3
                 self.guard.sent(command, source)
+                self._in_force(command)
             else:  # never send late: the server holds the previous command
+                self._in_force(None)
                 self.stats.skipped += 1
                 rec.action_source, rec.fallback, t_send = "skipped", True, time.monotonic()
             rec.t_send = t_send - self._t0
@@ -396,6 +435,7 @@ class Controller:
         )
         rec = TickRecord(k, deadline - self._t0, 0.0, 0.0, -1.0, -1, 0.0, 0.0)
         rec.fallback, rec.action_source, rec.alarm = True, "skipped", self.guard.alarm
+        self._in_force(None)
         self.stats.skipped += 1
         self._finish(rec, False)
 

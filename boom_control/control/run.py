@@ -59,7 +59,11 @@ def run_controller(
         planner.warmup(b.obs_dim, plan=not cfg.policy_only)
         warmup_s = time.monotonic() - t
         say(f"boom control: {b.task_id} from {bundle} -> {cfg.connect} ({info.mode})")
-        say(f"  backend {planner.describe()}" + (" (policy only)" if cfg.policy_only else ""))
+        say(
+            f"  backend {planner.describe()}"
+            + (" (policy only)" if cfg.policy_only else "")
+            + (" (latency-compensated)" if cfg.compensate else "")
+        )
         say(f"  rate {cfg.rate:g} Hz, budget {cfg.budget_ms:g} ms, warm-up {warmup_s:.2f} s")
         header = {
             "bundle": str(bundle),
@@ -71,6 +75,7 @@ def run_controller(
             "bf16": cfg.bf16,
             "mode": info.mode,
             "policy_only": cfg.policy_only,
+            "compensate": cfg.compensate,
             "planner": {
                 "samples": planner.consts.num_samples,
                 "iterations": planner.consts.iterations,

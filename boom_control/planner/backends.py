@@ -116,6 +116,14 @@ class PlannerBackend:
         return self.model.pi(z, eps)[0][0]
 
     @torch.inference_mode()
+    def predict(self, z: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``z (1, L)`` carried through the dynamics by ``actions (m, A)``, oldest first:
+        the latent of the state those actions lead to (latency compensation)."""
+        for a in actions:
+            z = self.model.next(z, a.view(1, -1))
+        return z
+
+    @torch.inference_mode()
     def begin(self, z: torch.Tensor, state: PlanState, noise: PlanNoise) -> PlanRun:
         """Policy trajectories and the warm-started distribution; ``z (1, L)``."""
         return PlanRun(plan_init(self.model, z, state, self.consts, noise), noise, 0)
