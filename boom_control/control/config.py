@@ -43,9 +43,9 @@ class ControlConfig:
     bf16: bool = False
     """Evaluate on a bf16 copy of the weights (torch, cudagraph)."""
     whole_plan: bool = True
-    """onnx on a CPU: every plan is one call of a program exported for its iteration count
-    (the anytime planner runs the largest that fits); false: the bundle's parts, iteration
-    by iteration."""
+    """Every plan is one program call per iteration count (onnx on a CPU: one ONNX Runtime
+    session call; cudagraph in fp32: one CUDA graph replay); the anytime planner runs the
+    largest that fits. false: iteration by iteration."""
     seed: int = 0
     """Planner noise and episode seed."""
     duration: float | None = None

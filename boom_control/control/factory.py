@@ -15,7 +15,7 @@ from boom_control.planner.backends import (
     TorchScriptBackend,
     override_constants,
 )
-from boom_control.planner.program import OnnxPrograms
+from boom_control.planner.program import GraphPrograms, OnnxPrograms
 
 
 def build_backend(
@@ -38,9 +38,9 @@ def build_backend(
         threads: CPU threads for torch / ONNX Runtime (0 = leave the default).
         bf16: evaluation on a bf16 copy of the weights (torch and cudagraph backends).
         samples, iterations: override the bundle's planner settings.
-        whole_plan: onnx on a CPU: each plan is one call of a program exported for its
-            iteration count (:mod:`boom_control.planner.program`); False: the bundle's parts
-            driven iteration by iteration.
+        whole_plan: each plan is one program call per iteration count
+            (:mod:`boom_control.planner.program`): onnx on a CPU, an ONNX Runtime session;
+            cudagraph (fp32), one CUDA graph replay. False: iteration by iteration.
     Raises:
         BackendError: the backend cannot run on the device, or a part ended up elsewhere.
     """
@@ -58,6 +58,8 @@ def build_backend(
         model = bundle.eager_model(dev)
         cls = CudaGraphBackend if backend == "cudagraph" else PlannerBackend
         planner = cls(model, consts, dev, bf16=bf16)
+        if backend == "cudagraph" and whole_plan and not bf16:
+            planner.programs = GraphPrograms(model, consts)
     elif backend == "torchscript":
         planner = TorchScriptBackend(bundle.model("torchscript", dev), consts, dev)
     else:

@@ -1,5 +1,8 @@
 """A whole MPPI plan as one compiled program, one per iteration count.
 
+Two runtimes: :class:`OnnxPrograms` (ONNX Runtime on a CPU) and :class:`GraphPrograms` (one
+CUDA graph replay on a GPU).
+
 :func:`whole_plan` is the planner's own functions composed (policy trajectories, warm start,
 ``k`` iterations, selection) with the noise of :func:`~boom_control.planner.mppi.draw_noise`
 as inputs, so a program computes exactly what the step-by-step planner computes on the
@@ -32,6 +35,7 @@ import torch
 from torch import nn
 
 from boom_control.errors import BackendError
+from boom_control.planner.cuda_graph import StaticGraph
 from boom_control.planner.mppi import (
     PlanConstants,
     PlanModel,
@@ -222,4 +226,48 @@ class OnnxPrograms:
         feed = {n: values[n].detach().cpu().numpy() for n in self._names[k]}
         action, mu, std, mean = (torch.from_numpy(np.asarray(o)) for o in sess.run(None, feed))
         valid = torch.ones((), dtype=torch.bool)
+        return action, mu, std, PlanState(mean, valid)
+
+
+class GraphPrograms:
+    """The programs ``k = 1..consts.iterations`` of an eager world model on a GPU, each one
+    CUDA graph (:class:`~boom_control.planner.cuda_graph.StaticGraph`) captured at its first
+    call (a backend's warm-up calls every ``k``): a plan is one replay instead of the
+    encoder-to-selection kernels launched one by one. Not thread-safe per ``k`` (one set
+    of static tensors each); the controller plans from one thread.
+    """
+
+    def __init__(self, model: PlanModel, consts: PlanConstants) -> None:
+        self.model, self.consts = model, consts
+        self._graphs: dict[int, StaticGraph] = {}
+
+    @property
+    def iterations(self) -> int:
+        """The largest ``k``."""
+        return self.consts.iterations
+
+    def _graph(self, k: int) -> StaticGraph:
+        if not 1 <= k <= self.iterations:
+            raise BackendError(f"no {k}-iteration program (1..{self.iterations})")
+        if k not in self._graphs:
+
+            def program(z, mean, valid, pi_traj, samples, value_pi, heads, select, explore):
+                noise = PlanNoise(pi_traj, samples, value_pi, heads, select, explore)
+                state = PlanState(mean, valid)
+                act, mu, std, nxt = whole_plan(self.model, self.consts, z, state, noise, k)
+                return act, mu, std, nxt.mean
+
+            self._graphs[k] = StaticGraph(program)
+        return self._graphs[k]
+
+    def __call__(
+        self, k: int, z: torch.Tensor, state: PlanState, noise: PlanNoise
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, PlanState]:
+        """The ``k``-iteration plan: action, mu, std ``(A,)`` and the next state."""
+        sliced = (noise.samples[:k], noise.value_pi[:k], noise.heads[:k])
+        with torch.inference_mode():
+            action, mu, std, mean = self._graph(k)(
+                z, state.mean, state.valid, noise.pi_traj, *sliced, noise.select, noise.action
+            )
+        valid = torch.ones((), dtype=torch.bool, device=mean.device)
         return action, mu, std, PlanState(mean, valid)

@@ -107,3 +107,23 @@ def test_anytime_runs_the_largest_program_that_fits(random_bundle, cache):
             assert plan_anytime(whole, _job(whole, bundle.obs_dim, 1.0), tracker).action is None
         probe = plan_anytime(whole, _job(whole, bundle.obs_dim, 1.0), tracker)
         assert probe.iterations == 1 and probe.action is not None and tracker.starved == 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_graph_programs_plan_like_the_stepped_planner(random_bundle):
+    bundle = load_bundle(random_bundle)
+    whole = build_backend(bundle, "cudagraph", "cuda", iterations=3)
+    stepped = build_backend(bundle, "cudagraph", "cuda", iterations=3, whole_plan=False)
+    assert whole.programs is not None and stepped.programs is None
+    gen = torch.Generator("cuda").manual_seed(2)
+    state = initial_state(whole.consts, whole.device)
+    with torch.inference_mode():
+        for t in range(4):
+            z = whole.encode(torch.randn(1, bundle.obs_dim, device="cuda", generator=gen))
+            noise = whole.draw_noise(gen)
+            k = 1 + t % 3
+            got, ref = whole.plan_k(z, state, noise, k), stepped.plan_k(z, state, noise, k)
+            for a, b in zip(got[:3], ref[:3], strict=True):
+                torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+            torch.testing.assert_close(got[3].mean, ref[3].mean, atol=1e-5, rtol=0)
+            state = got[3]
