@@ -19,7 +19,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[dev,h1,render]"
+	$(PY) -m pip install -q -e ".[dev,h1,render,ray]"
 	@$(MAKE) --no-print-directory offscreen-gl
 	@touch $(STAMP)
 

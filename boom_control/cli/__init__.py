@@ -33,6 +33,10 @@ COMMANDS = {
     "export": ("boom_control.cli.export:export", "Export a trained run to a controller bundle."),
     "bundle": ("boom_control.cli.bundle:bundle", "Bundle tools: upgrade a version-1 bundle."),
     "sim": ("boom_control.cli.sim:sim", "Serve a task's MuJoCo simulation over ZeroMQ."),
+    "sweep": (
+        "boom_control.cli.sweep:sweep",
+        "Train a grid of runs (tasks x variants x seeds) on Ray; report mean and CI.",
+    ),
     "profile": (
         "boom_control.cli.profile:profile",
         "Profile planning latency of a bundle, or report on a control run.",
