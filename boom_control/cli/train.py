@@ -16,6 +16,7 @@ Common keys (every key and its value: --print-config):
   planner.threads=2         planning rollouts on two threads (with overlap: 2 cores busy)
   planner.cuda_graph=true   on CUDA: MPPI iterations replayed from a CUDA graph
   time_limit_minutes=N      stop with a checkpoint after N minutes
+  actors=N                  N Ray actors collect with MPPI, this process learns (docs/scaling.md)
   agent.align_lambda=0      TD-MPC2's policy objective (the baseline)
   run_dir=DIR resume=true   continue a run where it stopped
   init_from=RUN|BUNDLE      start from another run's (or a bundle's) network weights
@@ -94,7 +95,7 @@ def _cpu_speed_hint(cfg: Any, device_type: str) -> str | None:
     off = []
     if not (cfg.planner.compile and cfg.agent.compile and cfg.planner.precision != "fp32"):
         off.append("--preset train_fast")
-    if not cfg.overlap_update:
+    if not cfg.overlap_update and not cfg.actors:
         off.append("overlap_update=true")
     if cfg.planner.threads == 1 and usable_cpus() >= 2:
         off.append("planner.threads=2")

@@ -20,24 +20,15 @@ from typing import Any
 
 from tqdm import tqdm
 
-from boom_control.errors import ConfigError, RunError
+from boom_control.errors import RunError
 from boom_control.sweep.grid import RESULT_FILE, Grid, Run, run_state
 from boom_control.train.config import TrainConfig, load_train_config
+from boom_control.train.distributed import require_ray
 
 log = logging.getLogger(__name__)
 
-RAY_HINT = "pip install 'boom-control[ray]' (Ray, the distributed engine)"
 LOG_FILE = "train.log"
 """Each run's log (Python logging of its Ray worker), in its folder."""
-
-
-def require_ray():
-    """The ``ray`` module, or a :class:`ConfigError` naming the extra to install."""
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError(f"boom sweep runs on Ray, which is not installed: {RAY_HINT}") from None
-    return ray
 
 
 def run_config(
@@ -127,7 +118,7 @@ def run_sweep(
 ) -> list[dict[str, Any]]:
     """Train every run of ``grid`` not finished yet in ``root``; returns the results of the
     runs started now (failed ones with ``error``)."""
-    ray = require_ray()
+    ray = require_ray("boom sweep runs")
     root = Path(root).resolve()
     grid.save(root)
     runs = grid.runs()

@@ -132,6 +132,21 @@ class ReplayBuffer:
         self.transitions += 1
         self._last = self._write_obs(next_obs)
 
+    def add_episode(
+        self,
+        obs: np.ndarray,
+        action: np.ndarray,
+        mu: np.ndarray,
+        std: np.ndarray,
+        reward: np.ndarray,
+        terminated: np.ndarray,
+    ) -> None:
+        """A whole (possibly cut-short) episode at once: ``obs (T+1, O)``, ``action``,
+        ``mu``, ``std`` ``(T, A)``, ``reward`` and ``terminated`` ``(T,)``."""
+        self.start_episode(obs[0])
+        for t in range(len(action)):
+            self.add(action[t], mu[t], std[t], float(reward[t]), bool(terminated[t]), obs[t + 1])
+
     # ---------------------------------------------------------------- sampling
     @property
     def size(self) -> int:

@@ -166,6 +166,19 @@ class TrainConfig:
     second core, or the CPU while the GPU plans). The update then samples its batch just
     before the step's transition is stored instead of just after; acting still sees the
     weights of every earlier update. Reproducible for a seed; not equal to overlap=false."""
+    actors: int = 0
+    """Distributed collection on Ray: this many actors, each with its own environment and
+    an acting copy of the agent that plans with MPPI, stream fixed-length chunks of their
+    episodes to this process, which keeps the replay buffer, runs the updates and
+    publishes new weights (see ``boom_control/train/distributed.py``). 0: the
+    single-process trainer (one environment, stepped here)."""
+    chunk_steps: int = 50
+    """actors > 0: agent steps an actor sends at once (fewer when its episode ends)."""
+    weights_every: int = 50
+    """actors > 0: updates between two publications of the weights to the actors."""
+    utd: float = 1.0
+    """actors > 0: updates per collected agent step after the seed phase (the paper's one
+    update per environment step); collection waits when the updates fall behind."""
     model: ModelConfig = field(default_factory=ModelConfig)
     """World-model sizes (see configs/model/)."""
     planner: PlannerConfig = field(default_factory=PlannerConfig)
@@ -191,6 +204,12 @@ class TrainConfig:
             raise ConfigError(f"buffer_capacity must be >= 1, got {self.buffer_capacity}")
         if self.time_limit_minutes is not None and not self.time_limit_minutes > 0:
             raise ConfigError(f"time_limit_minutes must be > 0, got {self.time_limit_minutes}")
+        if self.actors < 0 or self.chunk_steps < 1 or self.weights_every < 1:
+            raise ConfigError("actors must be >= 0, chunk_steps and weights_every >= 1")
+        if not self.utd > 0:
+            raise ConfigError(f"utd must be > 0, got {self.utd}")
+        if self.actors and self.overlap_update:
+            raise ConfigError("overlap_update runs beside one environment; use actors=0")
         if self.resume and not self.run_dir:
             raise ConfigError("resume=true needs run_dir=<folder of the run to continue>")
         family = self.task.split(":", 1)[0]

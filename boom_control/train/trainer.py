@@ -159,6 +159,11 @@ class Trainer:
         self._count = 0
         self.stopped_by: str | None = None
         """Why the last :meth:`run` stopped early: "time_limit_minutes", "SIGINT" or "SIGTERM"."""
+        self.distributed_stats: Any = None
+        """With ``actors > 0``: the collection's counters after :meth:`run`
+        (:class:`~boom_control.train.distributed.DistributedStats`)."""
+        self.on_chunk: Callable[[Any], None] | None = None
+        """With ``actors > 0``: called with the collector after every chunk (monitoring)."""
 
     # ------------------------------------------------------------------ loop
     def run(self) -> bool:
@@ -203,7 +208,11 @@ class Trainer:
                             signals.requested,
                             self.run_dir,
                         )
-                while self.step < cfg.steps and self.stopped_by is None:
+                if cfg.actors and self.stopped_by is None:
+                    from boom_control.train.distributed import run_distributed
+
+                    run_distributed(self, stop_at, signals, bar, self.on_chunk)
+                while not cfg.actors and self.step < cfg.steps and self.stopped_by is None:
                     self.step_and_learn()
                     bar.update(1)
                     if progress is not None and self.step % cfg.log_every == 0:

@@ -38,35 +38,38 @@ def random_return(seeds: list[int]) -> float:
     return float(np.mean(returns))
 
 
+def learning_overrides(run_dir) -> list[str]:
+    """The learning test's run: task, agent and planner sizes, schedule."""
+    return [
+        f"task={TASK}",
+        f"task_options={{episode_length: {LENGTH}}}",
+        "device=cpu",
+        "seed=1",
+        f"steps={STEPS}",
+        "seed_steps=600",
+        f"eval_freq={STEPS}",
+        f"eval_episodes={EPISODES}",
+        "eval_at_start=false",
+        f"checkpoint_every={STEPS}",
+        "log_every=500",
+        "log_tensorboard=false",
+        f"run_dir={run_dir}",
+        "model.enc_dim=128",
+        "model.mlp_dim=128",
+        "model.latent_dim=64",
+        "model.num_q=2",
+        "planner.num_samples=128",
+        "planner.num_elites=16",
+        "planner.num_pi_trajs=8",
+        "planner.iterations=3",
+        "agent.batch_size=64",
+    ]
+
+
 @pytest.mark.slow
 def test_small_agent_learns_cartpole_balance(tmp_path):
     torch.set_num_threads(1)
-    cfg = load_train_config(
-        [
-            f"task={TASK}",
-            f"task_options={{episode_length: {LENGTH}}}",
-            "device=cpu",
-            "seed=1",
-            f"steps={STEPS}",
-            "seed_steps=600",
-            f"eval_freq={STEPS}",
-            f"eval_episodes={EPISODES}",
-            "eval_at_start=false",
-            f"checkpoint_every={STEPS}",
-            "log_every=500",
-            "log_tensorboard=false",
-            f"run_dir={tmp_path}",
-            "model.enc_dim=128",
-            "model.mlp_dim=128",
-            "model.latent_dim=64",
-            "model.num_q=2",
-            "planner.num_samples=128",
-            "planner.num_elites=16",
-            "planner.num_pi_trajs=8",
-            "planner.iterations=3",
-            "agent.batch_size=64",
-        ]
-    )
+    cfg = load_train_config(learning_overrides(tmp_path))
     baseline = random_return(eval_seeds(cfg.seed, EPISODES))
     start = time.monotonic()
     with build_trainer(cfg, resolve_device("cpu")) as trainer:

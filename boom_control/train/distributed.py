@@ -1,0 +1,376 @@
+"""Distributed BOOM training on Ray: many acting actors, one learner (``actors=N``).
+
+Each :class:`ActorWorker` is a Ray actor with its own environment (a local task or a
+``zmq:`` endpoint), its own seeded generators and an acting copy of the agent on the CPU
+that plans with MPPI. It steps its environment in *chunks* of ``chunk_steps`` agent steps
+(fewer when its episode ends) and returns each chunk to the learner.
+
+The learner is this process (:func:`run_distributed`, on the run's device, a GPU when one
+is given): it owns the replay buffer, gathers each actor's chunks until the episode ends
+and stores it whole, runs the updates (the seed phase's pretraining, then ``utd`` updates
+per collected step) and publishes the weights through Ray's object store every
+``weights_every`` updates; an actor takes the newest weights with its next chunk.
+Collection is throttled by the updates: a chunk is only handed back to its actor (with a
+request for the next one) once the updates have caught up with the data.
+
+Evaluations and checkpoints are the trainer's own, at the same step counts as a
+single-process run. An actor that dies is restarted by Ray; the episode it was in is
+dropped (counted in ``lost_chunks``, logged) and training goes on. What is not
+deterministic: the order in which chunks arrive, hence which data each update sees.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from boom_control.config import to_dict
+from boom_control.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+RAY_HINT = "pip install 'boom-control[ray]' (Ray, the distributed engine)"
+
+
+def require_ray(what: str = "actors > 0 trains"):
+    """The ``ray`` module, or a :class:`ConfigError` saying ``what`` needs it and naming the
+    extra to install."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(f"{what} on Ray, which is not installed: {RAY_HINT}") from None
+    return ray
+
+
+class ActorWorker:
+    """One acting process (wrapped by ``ray.remote``).
+
+    Args:
+        config: the run's :class:`TrainConfig` as a dict.
+        index: this actor's number (its seeds derive from the run's seed and it).
+    """
+
+    def __init__(self, config: dict[str, Any], index: int) -> None:
+        from boom_control.envs import make_env
+        from boom_control.train.config import train_config_from_saved
+        from boom_control.train.trainer import _stream_seed, make_agent
+
+        torch.set_num_threads(1)
+        cfg = train_config_from_saved(config)
+        self.index = index
+        seed = _stream_seed(cfg.seed, 5, index)
+        torch.manual_seed(seed)
+        self.env = make_env(cfg.task, seed=seed, **cfg.task_options)
+        self.agent = make_agent(cfg, self.env.spec, torch.device("cpu"))
+        self.generator = torch.Generator().manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+        self._episode_seeds = np.random.default_rng(_stream_seed(cfg.seed, 6, index))
+        self.version = -1
+        self.obs: np.ndarray | None = None
+        self.plan_state: Any = None
+
+    def ping(self) -> int:
+        """This actor's process id (it is up)."""
+        return os.getpid()
+
+    def collect(self, version: int, weights: dict | None, random: bool, steps: int) -> dict:
+        """Up to ``steps`` agent steps of the current episode (a new one when none runs).
+
+        Args:
+            version: the learner's weights version; ``weights`` its state dict when this
+                actor does not have it yet (None: keep the current ones).
+            random: uniform random actions (the seed phase) instead of the planner's.
+        Returns:
+            the chunk: ``start`` (the episode's first observation when it begins here),
+            ``obs (T, O)`` the observations after each step, ``action``, ``mu``, ``std``
+            ``(T, A)``, ``reward``, ``terminated`` ``(T,)``, ``done``, ``version``.
+        """
+        if weights is not None and version != self.version:
+            self.agent.load_model_weights(weights)
+            self.version = version
+        start = None
+        if self.obs is None:
+            seed = int(self._episode_seeds.integers(2**31))
+            self.obs, _ = self.env.reset(seed=seed)
+            self.plan_state = self.agent.initial_plan_state()
+            start = np.asarray(self.obs, np.float32)
+        out: dict[str, list] = {k: [] for k in ("obs", "action", "mu", "std", "reward", "term")}
+        done = False
+        for _ in range(steps):
+            if random:
+                action = self.rng.uniform(-1.0, 1.0, self.env.spec.action_dim).astype(np.float32)
+                mu, std = action, np.zeros_like(action)
+            else:
+                action, mu, std, self.plan_state = self.agent.act(
+                    self.obs, self.plan_state, eval_mode=False, generator=self.generator
+                )
+            obs, reward, terminated, truncated, _ = self.env.step(action)
+            for key, value in (("obs", obs), ("action", action), ("mu", mu), ("std", std)):
+                out[key].append(np.asarray(value, np.float32))
+            out["reward"].append(float(reward))
+            out["term"].append(bool(terminated))
+            self.obs = np.asarray(obs, np.float32)
+            if terminated or truncated:
+                done, self.obs = True, None
+                break
+        return {
+            "actor": self.index,
+            "version": self.version,
+            "start": start,
+            "obs": np.stack(out["obs"]),
+            "action": np.stack(out["action"]),
+            "mu": np.stack(out["mu"]),
+            "std": np.stack(out["std"]),
+            "reward": np.asarray(out["reward"], np.float32),
+            "terminated": np.asarray(out["term"], bool),
+            "done": done,
+        }
+
+
+@dataclass
+class _Episode:
+    """An actor's episode being gathered from its chunks."""
+
+    obs: list[np.ndarray] = field(default_factory=list)
+    parts: list[dict] = field(default_factory=list)
+
+    def steps(self) -> int:
+        return sum(len(p["action"]) for p in self.parts)
+
+
+@dataclass
+class DistributedStats:
+    """What the distributed collection did (logged as ``distributed`` metrics)."""
+
+    chunks: int = 0
+    lost_chunks: int = 0
+    weights_version: int = 0
+    versions_seen: list[int] = field(default_factory=list)
+    """The weights version each chunk was collected with, in arrival order."""
+
+
+class Collector:
+    """The actors of a run and the learner's side of their chunks.
+
+    Args:
+        trainer: the run's :class:`~boom_control.train.trainer.Trainer` (its buffer,
+            agent and counters are used).
+        address: Ray cluster to join (None: ``RAY_ADDRESS`` or a local instance).
+    """
+
+    def __init__(self, trainer, address: str | None = None) -> None:
+        ray = self.ray = require_ray()
+        cfg = trainer.cfg
+        self.trainer, self.cfg = trainer, cfg
+        self._started_ray = not ray.is_initialized()
+        if self._started_ray:
+            address = address or os.environ.get("RAY_ADDRESS") or None
+            kwargs: dict[str, Any] = {
+                "include_dashboard": False,
+                "logging_level": logging.WARNING,
+                "log_to_driver": False,
+            }
+            if address is None:
+                kwargs["num_cpus"] = max(os.cpu_count() or 1, cfg.actors)
+            ray.init(address=address, **kwargs)
+        remote = ray.remote(ActorWorker).options(num_cpus=1, max_restarts=-1, max_task_retries=0)
+        config = to_dict(cfg)
+        self.actors = [remote.remote(config, i) for i in range(cfg.actors)]
+        self._known = [-1] * cfg.actors  # weights version each actor has
+        self._episodes = [_Episode() for _ in range(cfg.actors)]
+        self._pending: dict[Any, int] = {}
+        self.stats = DistributedStats()
+        self._weights_ref = None
+        self.publish()
+
+    # ---------------------------------------------------------------- weights
+    def publish(self) -> None:
+        """Put the learner's current weights in the object store as the next version."""
+        agent = self.trainer.agent
+        state = {k: v.detach().to("cpu", copy=True) for k, v in agent.model.state_dict().items()}
+        self._weights_ref = self.ray.put(state)
+        self.stats.weights_version += 1
+
+    def request(self, actor: int) -> None:
+        """Ask ``actor`` for its next chunk, with the newest weights if it lacks them."""
+        version = self.stats.weights_version
+        weights = self._weights_ref if self._known[actor] != version else None
+        random = self.trainer.step < self.trainer.phase_start + self.trainer.seed_steps
+        ref = self.actors[actor].collect.remote(version, weights, random, self.cfg.chunk_steps)
+        self._pending[ref] = actor
+        self._known[actor] = version
+
+    @property
+    def in_flight(self) -> list[int]:
+        """Actors collecting a chunk right now."""
+        return sorted(self._pending.values())
+
+    def start(self) -> None:
+        for actor in range(len(self.actors)):
+            self.request(actor)
+
+    # ---------------------------------------------------------------- chunks
+    def next_chunk(self, timeout: float | None = None) -> tuple[int, dict | None]:
+        """The next chunk to arrive (its actor and the chunk; None when the actor died:
+        its episode is dropped and the restarted actor starts a new one)."""
+        ray = self.ray
+        ready, _ = ray.wait(list(self._pending), num_returns=1, timeout=timeout)
+        if not ready:
+            return -1, None
+        actor = self._pending.pop(ready[0])
+        try:
+            chunk = ray.get(ready[0])
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as err:
+            self.stats.lost_chunks += 1
+            self._episodes[actor] = _Episode()
+            self._known[actor] = -1  # a restarted actor has none of the weights
+            log.warning(
+                "actor %d died (%s); its episode is dropped (%d lost chunks), Ray restarts it",
+                actor,
+                type(err).__name__,
+                self.stats.lost_chunks,
+            )
+            return actor, None
+        self.stats.chunks += 1
+        self.stats.versions_seen.append(int(chunk["version"]))
+        return actor, chunk
+
+    def store(self, actor: int, chunk: dict) -> tuple[int, list[tuple[float, int]]]:
+        """Gather ``chunk`` into its actor's episode and store episodes that ended in the
+        replay buffer. Returns the chunk's steps and ``(return, length)`` of ended ones."""
+        ep = self._episodes[actor]
+        if chunk["start"] is not None:
+            if ep.parts:  # cannot happen unless an actor restarted between two chunks
+                log.warning("actor %d began a new episode; its unfinished one is dropped", actor)
+            ep = self._episodes[actor] = _Episode(obs=[chunk["start"]])
+        elif not ep.obs:  # the episode's start was lost (actor restart): drop its rest
+            return len(chunk["action"]), []
+        ep.parts.append(chunk)
+        ended = []
+        if chunk["done"]:
+            parts = ep.parts
+            obs = np.concatenate([np.stack(ep.obs), *[p["obs"] for p in parts]])
+            cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k in _ARRAYS}
+            self.trainer.buffer.add_episode(
+                obs, cat["action"], cat["mu"], cat["std"], cat["reward"], cat["terminated"]
+            )
+            ended.append((float(cat["reward"].sum()), len(cat["action"])))
+            self._episodes[actor] = _Episode()
+        return len(chunk["action"]), ended
+
+    def close(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor)
+        if self._started_ray:
+            self.ray.shutdown()
+
+
+_ARRAYS = ("action", "mu", "std", "reward", "terminated")
+
+
+def run_distributed(trainer, stop_at: float | None, signals, bar=None, on_chunk=None) -> None:
+    """The learner's loop of a run with ``actors > 0`` (see the module docstring); returns
+    when ``trainer.cfg.steps`` are collected or a stop is asked for (``signals``,
+    ``stop_at``), with the trainer's evaluations and checkpoints on the way. ``on_chunk``
+    (tests) is called with the collector after each chunk."""
+    cfg = trainer.cfg
+    collector = Collector(trainer)
+    log.info(
+        "distributed collection: %d actors, chunks of %d steps, weights every %d updates, "
+        "%.3g updates per step",
+        cfg.actors,
+        cfg.chunk_steps,
+        cfg.weights_every,
+        cfg.utd,
+    )
+    pretrained = trainer.step > trainer.phase_start + trainer.seed_steps
+    collected_since_learning = 0.0
+    try:
+        collector.start()
+        while trainer.step < cfg.steps and trainer.stopped_by is None:
+            actor, chunk = collector.next_chunk()
+            if chunk is not None:
+                steps, ended = collector.store(actor, chunk)
+                before = trainer.step
+                trainer.step = min(cfg.steps, trainer.step + steps)
+                for ret, length in ended:
+                    trainer.episodes += 1
+                    trainer.logger.log(
+                        "episode",
+                        trainer.step,
+                        {"return": ret, "length": length, "episodes": trainer.episodes},
+                    )
+                if bar is not None:
+                    bar.update(trainer.step - before)
+                learn_from = trainer.phase_start + trainer.seed_steps
+                if not pretrained and trainer.step >= learn_from and trainer.buffer.size > 0:
+                    pretrained = _pretrain(trainer, collector)
+                elif pretrained:
+                    collected_since_learning += cfg.utd * steps
+                    while collected_since_learning >= 1.0:
+                        trainer._update()
+                        collected_since_learning -= 1.0
+                        if trainer.updates % cfg.weights_every == 0:
+                            collector.publish()
+                    if trainer._count >= cfg.log_every:
+                        trainer._flush("train")
+                _eval_and_save(trainer, before, stop_at, signals, collector)
+                if on_chunk is not None:
+                    on_chunk(collector)
+            if trainer.step < cfg.steps and trainer.stopped_by is None:
+                collector.request(actor)
+    finally:
+        trainer.logger.log(
+            "distributed",
+            trainer.step,
+            {
+                "chunks": collector.stats.chunks,
+                "lost_chunks": collector.stats.lost_chunks,
+                "weights_version": collector.stats.weights_version,
+            },
+        )
+        trainer.distributed_stats = collector.stats
+        collector.close()
+
+
+def _pretrain(trainer, collector: Collector) -> bool:
+    """The seed phase's pretraining (as many updates as seed steps), once enough whole
+    episodes are stored to sample from; returns whether it ran."""
+    try:
+        trainer.buffer.sample_indices()
+    except (RuntimeError, ValueError):  # no window of the horizon stored yet
+        return False
+    log.info("seed phase done: %d pretraining updates", trainer.seed_steps)
+    for _ in range(trainer.seed_steps):
+        trainer._update()
+    trainer._flush("pretrain")
+    collector.publish()
+    return True
+
+
+def _eval_and_save(trainer, before: int, stop_at: float | None, signals, collector) -> None:
+    """Evaluate and checkpoint at the step counts a single-process run would, and stop on
+    a signal or the time limit (with a checkpoint)."""
+    cfg = trainer.cfg
+    crossed = lambda every: trainer.step // every > before // every  # noqa: E731
+    if crossed(cfg.eval_freq) or trainer.step >= cfg.steps:
+        trainer.evaluate()
+    late = stop_at is not None and time.monotonic() > stop_at
+    stop = signals.requested or ("time_limit_minutes" if late else None)
+    if stop or crossed(cfg.checkpoint_every) or trainer.step >= cfg.steps:
+        trainer.save()
+    if stop and trainer.step < cfg.steps:
+        trainer.stopped_by = stop
+        log.info(
+            "stopped by %s at step %d of %d; continue with: boom train run_dir=%s resume=true",
+            stop,
+            trainer.step,
+            cfg.steps,
+            trainer.run_dir,
+        )
