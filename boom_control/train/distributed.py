@@ -10,8 +10,9 @@ is given): it owns the replay buffer, gathers each actor's chunks until the epis
 and stores it whole, runs the updates (the seed phase's pretraining, then ``utd`` updates
 per collected step) and publishes the weights through Ray's object store every
 ``weights_every`` updates; an actor takes the newest weights with its next chunk.
-Collection is throttled by the updates: a chunk is only handed back to its actor (with a
-request for the next one) once the updates have caught up with the data.
+An actor is asked for its next chunk as soon as its last one arrives, so it collects
+while the learner updates on what it sent; it is never more than one chunk ahead, which
+throttles collection when the updates fall behind.
 
 Evaluations and checkpoints are the trainer's own, at the same step counts as a
 single-process run. An actor that dies is restarted by Ray; the episode it was in is
@@ -295,36 +296,38 @@ def run_distributed(trainer, stop_at: float | None, signals, bar=None, on_chunk=
         collector.start()
         while trainer.step < cfg.steps and trainer.stopped_by is None:
             actor, chunk = collector.next_chunk()
-            if chunk is not None:
-                steps, ended = collector.store(actor, chunk)
-                before = trainer.step
-                trainer.step = min(cfg.steps, trainer.step + steps)
-                for ret, length in ended:
-                    trainer.episodes += 1
-                    trainer.logger.log(
-                        "episode",
-                        trainer.step,
-                        {"return": ret, "length": length, "episodes": trainer.episodes},
-                    )
-                if bar is not None:
-                    bar.update(trainer.step - before)
-                learn_from = trainer.phase_start + trainer.seed_steps
-                if not pretrained and trainer.step >= learn_from and trainer.buffer.size > 0:
-                    pretrained = _pretrain(trainer, collector)
-                elif pretrained:
-                    collected_since_learning += cfg.utd * steps
-                    while collected_since_learning >= 1.0:
-                        trainer._update()
-                        collected_since_learning -= 1.0
-                        if trainer.updates % cfg.weights_every == 0:
-                            collector.publish()
-                    if trainer._count >= cfg.log_every:
-                        trainer._flush("train")
-                _eval_and_save(trainer, before, stop_at, signals, collector)
-                if on_chunk is not None:
-                    on_chunk(collector)
-            if trainer.step < cfg.steps and trainer.stopped_by is None:
+            if chunk is None:  # the actor died: ask its restarted self
                 collector.request(actor)
+                continue
+            steps, ended = collector.store(actor, chunk)
+            before = trainer.step
+            trainer.step = min(cfg.steps, trainer.step + steps)
+            if trainer.step < cfg.steps:
+                collector.request(actor)  # it collects while this process learns
+            for ret, length in ended:
+                trainer.episodes += 1
+                trainer.logger.log(
+                    "episode",
+                    trainer.step,
+                    {"return": ret, "length": length, "episodes": trainer.episodes},
+                )
+            if bar is not None:
+                bar.update(trainer.step - before)
+            learn_from = trainer.phase_start + trainer.seed_steps
+            if not pretrained and trainer.step >= learn_from and trainer.buffer.size > 0:
+                pretrained = _pretrain(trainer, collector)
+            elif pretrained:
+                collected_since_learning += cfg.utd * steps
+                while collected_since_learning >= 1.0:
+                    trainer._update()
+                    collected_since_learning -= 1.0
+                    if trainer.updates % cfg.weights_every == 0:
+                        collector.publish()
+                if trainer._count >= cfg.log_every:
+                    trainer._flush("train")
+            _eval_and_save(trainer, before, stop_at, signals, collector)
+            if on_chunk is not None:
+                on_chunk(collector)
     finally:
         trainer.logger.log(
             "distributed",

@@ -70,7 +70,7 @@ def test_a_killed_actor_is_restarted_and_training_goes_on(tmp_path):
     # weights go out as the learner updates, and the actors pick them up
     assert stats.weights_version > 10
     seen = stats.versions_seen
-    assert seen[0] <= 1 and max(seen) >= stats.weights_version - 2
+    assert seen[0] <= 1 and seen[-1] > 10 and max(seen) >= stats.weights_version - 4
     rows = (tmp_path / "eval.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["0", "300", "600"]
 
