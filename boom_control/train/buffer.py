@@ -141,8 +141,9 @@ class ReplayBuffer:
         reward: np.ndarray,
         terminated: np.ndarray,
     ) -> None:
-        """A whole (possibly cut-short) episode at once: ``obs (T+1, O)``, ``action``,
-        ``mu``, ``std`` ``(T, A)``, ``reward`` and ``terminated`` ``(T,)``."""
+        """A whole episode, or a piece of one, at once: ``obs (T+1, O)``, ``action``, ``mu``,
+        ``std`` ``(T, A)``, ``reward`` and ``terminated`` ``(T,)``. Sampled windows stay
+        inside what one call stored."""
         self.start_episode(obs[0])
         for t in range(len(action)):
             self.add(action[t], mu[t], std[t], float(reward[t]), bool(terminated[t]), obs[t + 1])

@@ -6,9 +6,10 @@ that plans with MPPI. It steps its environment in *chunks* of ``chunk_steps`` ag
 (fewer when its episode ends) and returns each chunk to the learner.
 
 The learner is this process (:func:`run_distributed`, on the run's device, a GPU when one
-is given): it owns the replay buffer, gathers each actor's chunks until the episode ends
-and stores it whole, runs the updates (the seed phase's pretraining, then ``utd`` updates
-per collected step) and publishes the weights through Ray's object store every
+is given): it owns the replay buffer and stores each chunk as it arrives (with the
+observation before its first step, so the buffer's windows of the horizon lie inside one
+chunk and never mix two actors), runs the updates (the seed phase's pretraining, then
+``utd`` updates per collected step) and publishes the weights through Ray's object store every
 ``weights_every`` updates; an actor takes the newest weights with its next chunk.
 An actor is asked for its next chunk as soon as its last one arrives, so it collects
 while the learner updates on what it sent; it is never more than one chunk ahead, which
@@ -135,17 +136,6 @@ class ActorWorker:
 
 
 @dataclass
-class _Episode:
-    """An actor's episode being gathered from its chunks."""
-
-    obs: list[np.ndarray] = field(default_factory=list)
-    parts: list[dict] = field(default_factory=list)
-
-    def steps(self) -> int:
-        return sum(len(p["action"]) for p in self.parts)
-
-
-@dataclass
 class DistributedStats:
     """What the distributed collection did (logged as ``distributed`` metrics)."""
 
@@ -184,7 +174,8 @@ class Collector:
         config = to_dict(cfg)
         self.actors = [remote.remote(config, i) for i in range(cfg.actors)]
         self._known = [-1] * cfg.actors  # weights version each actor has
-        self._episodes = [_Episode() for _ in range(cfg.actors)]
+        self._last_obs: list[np.ndarray | None] = [None] * cfg.actors  # before its next step
+        self._episode: list[tuple[float, int]] = [(0.0, 0)] * cfg.actors  # return, length
         self._pending: dict[Any, int] = {}
         self.stats = DistributedStats()
         self._weights_ref = None
@@ -229,7 +220,7 @@ class Collector:
             chunk = ray.get(ready[0])
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as err:
             self.stats.lost_chunks += 1
-            self._episodes[actor] = _Episode()
+            self._last_obs[actor] = None  # the rest of its episode is lost with it
             self._known[actor] = -1  # a restarted actor has none of the weights
             log.warning(
                 "actor %d died (%s); its episode is dropped (%d lost chunks), Ray restarts it",
@@ -243,27 +234,26 @@ class Collector:
         return actor, chunk
 
     def store(self, actor: int, chunk: dict) -> tuple[int, list[tuple[float, int]]]:
-        """Gather ``chunk`` into its actor's episode and store episodes that ended in the
-        replay buffer. Returns the chunk's steps and ``(return, length)`` of ended ones."""
-        ep = self._episodes[actor]
+        """Store ``chunk`` in the replay buffer, after the observation its first step was
+        taken from. Returns the chunk's steps and ``(return, length)`` of the episode it
+        ended, if any. A chunk whose episode began in a chunk that was lost (an actor
+        restart) is counted but not stored."""
+        steps = len(chunk["action"])
         if chunk["start"] is not None:
-            if ep.parts:  # cannot happen unless an actor restarted between two chunks
-                log.warning("actor %d began a new episode; its unfinished one is dropped", actor)
-            ep = self._episodes[actor] = _Episode(obs=[chunk["start"]])
-        elif not ep.obs:  # the episode's start was lost (actor restart): drop its rest
-            return len(chunk["action"]), []
-        ep.parts.append(chunk)
-        ended = []
-        if chunk["done"]:
-            parts = ep.parts
-            obs = np.concatenate([np.stack(ep.obs), *[p["obs"] for p in parts]])
-            cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k in _ARRAYS}
-            self.trainer.buffer.add_episode(
-                obs, cat["action"], cat["mu"], cat["std"], cat["reward"], cat["terminated"]
-            )
-            ended.append((float(cat["reward"].sum()), len(cat["action"])))
-            self._episodes[actor] = _Episode()
-        return len(chunk["action"]), ended
+            prev, self._episode[actor] = chunk["start"], (0.0, 0)
+        else:
+            prev = self._last_obs[actor]
+            if prev is None:
+                return steps, []
+        obs = np.concatenate([prev[None], chunk["obs"]])
+        self.trainer.buffer.add_episode(
+            obs, chunk["action"], chunk["mu"], chunk["std"], chunk["reward"], chunk["terminated"]
+        )
+        ret, length = self._episode[actor]
+        ret, length = ret + float(chunk["reward"].sum()), length + steps
+        self._episode[actor] = (ret, length)
+        self._last_obs[actor] = None if chunk["done"] else chunk["obs"][-1]
+        return steps, [(ret, length)] if chunk["done"] else []
 
     def close(self) -> None:
         for actor in self.actors:
@@ -272,14 +262,12 @@ class Collector:
             self.ray.shutdown()
 
 
-_ARRAYS = ("action", "mu", "std", "reward", "terminated")
-
-
 def run_distributed(trainer, stop_at: float | None, signals, bar=None, on_chunk=None) -> None:
     """The learner's loop of a run with ``actors > 0`` (see the module docstring); returns
     when ``trainer.cfg.steps`` are collected or a stop is asked for (``signals``,
     ``stop_at``), with the trainer's evaluations and checkpoints on the way. ``on_chunk``
-    (tests) is called with the collector after each chunk."""
+    (monitoring) is called with the collector and the actor after each chunk is stored and
+    that actor asked for its next one."""
     cfg = trainer.cfg
     collector = Collector(trainer)
     log.info(
@@ -304,6 +292,8 @@ def run_distributed(trainer, stop_at: float | None, signals, bar=None, on_chunk=
             trainer.step = min(cfg.steps, trainer.step + steps)
             if trainer.step < cfg.steps:
                 collector.request(actor)  # it collects while this process learns
+            if on_chunk is not None:
+                on_chunk(collector, actor)
             for ret, length in ended:
                 trainer.episodes += 1
                 trainer.logger.log(
@@ -326,8 +316,6 @@ def run_distributed(trainer, stop_at: float | None, signals, bar=None, on_chunk=
                 if trainer._count >= cfg.log_every:
                     trainer._flush("train")
             _eval_and_save(trainer, before, stop_at, signals, collector)
-            if on_chunk is not None:
-                on_chunk(collector)
     finally:
         trainer.logger.log(
             "distributed",

@@ -162,8 +162,9 @@ class Trainer:
         self.distributed_stats: Any = None
         """With ``actors > 0``: the collection's counters after :meth:`run`
         (:class:`~boom_control.train.distributed.DistributedStats`)."""
-        self.on_chunk: Callable[[Any], None] | None = None
-        """With ``actors > 0``: called with the collector after every chunk (monitoring)."""
+        self.on_chunk: Callable[[Any, int], None] | None = None
+        """With ``actors > 0``: called with the collector and the actor after each chunk
+        (monitoring; see :func:`~boom_control.train.distributed.run_distributed`)."""
 
     # ------------------------------------------------------------------ loop
     def run(self) -> bool:

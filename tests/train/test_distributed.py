@@ -55,11 +55,10 @@ def test_a_killed_actor_is_restarted_and_training_goes_on(tmp_path):
     cfg = load_train_config([*TINY, f"run_dir={tmp_path}"])
     killed = []
 
-    def kill_once(collector):
-        if collector.stats.chunks >= 4 and collector.in_flight and not killed:
-            actor = collector.in_flight[0]  # in the middle of a chunk
-            killed.append(actor)
-            ray.kill(collector.actors[actor], no_restart=False)  # dies; Ray restarts it
+    def kill_once(collector, actor):
+        if collector.stats.chunks >= 4 and actor in collector.in_flight and not killed:
+            killed.append(actor)  # just asked for its next chunk: it dies in the middle
+            ray.kill(collector.actors[actor], no_restart=False)  # Ray restarts it
 
     with build_trainer(cfg, resolve_device("cpu")) as trainer:
         trainer.on_chunk = kill_once
