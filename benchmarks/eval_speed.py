@@ -21,8 +21,8 @@ import torch
 from train_speed import make_config
 
 from boom_control.envs import make_env
+from boom_control.train.agent import make_agent
 from boom_control.train.evaluate import run_episodes
-from boom_control.train.trainer import make_agent
 
 
 def main() -> None:

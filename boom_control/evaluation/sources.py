@@ -26,9 +26,9 @@ from boom_control.control.factory import build_backend
 from boom_control.device import resolve_device
 from boom_control.envs import Env, make_env
 from boom_control.errors import ConfigError, TaskError
+from boom_control.train.agent import make_agent
 from boom_control.train.checkpoint import load_checkpoint, resolve_checkpoint, seed_everything
 from boom_control.train.config import train_config_from_saved
-from boom_control.train.trainer import make_agent
 
 
 @dataclass(frozen=True)

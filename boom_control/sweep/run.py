@@ -23,7 +23,7 @@ from tqdm import tqdm
 from boom_control.errors import RunError
 from boom_control.sweep.grid import RESULT_FILE, Grid, Run, run_state
 from boom_control.train.config import TrainConfig, load_train_config
-from boom_control.train.distributed import require_ray
+from boom_control.train.distributed import require_ray, start_ray, stop_ray
 
 log = logging.getLogger(__name__)
 
@@ -134,17 +134,7 @@ def run_sweep(
     if not todo:
         say(f"every run of {root} is finished")
         return []
-    address = settings.address or os.environ.get("RAY_ADDRESS") or None
-    started_here = not ray.is_initialized()
-    if started_here:
-        kwargs: dict[str, Any] = {
-            "include_dashboard": False,
-            "logging_level": logging.WARNING,
-            "log_to_driver": False,  # each run logs to its folder (train.log)
-        }
-        if address is None:
-            kwargs["num_cpus"] = os.cpu_count()
-        ray.init(address=address, **kwargs)
+    started_here = start_ray(ray, settings.address, os.cpu_count())
     try:
         task = ray.remote(train_run).options(
             num_cpus=settings.cpus_per_run, num_gpus=settings.gpus_per_run, max_retries=0
@@ -178,7 +168,7 @@ def run_sweep(
                 results.append(result)
     finally:
         if started_here:
-            ray.shutdown()
+            stop_ray(ray)
     failed = [r for r in results if "error" in r]
     if failed:
         raise RunError(

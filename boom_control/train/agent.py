@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from boom_control.device import describe_device, precision_context, resolve_precision
+from boom_control.envs import EnvSpec
 from boom_control.model.config import ModelConfig
 from boom_control.model.world_model import WorldModel
 from boom_control.planner.compiled import compile_fn
@@ -27,7 +28,7 @@ from boom_control.planner.config import PlannerConfig
 from boom_control.planner.learner import LearnerPlanner
 from boom_control.planner.types import PlanState
 from boom_control.train.buffer import Batch
-from boom_control.train.config import AgentConfig
+from boom_control.train.config import AgentConfig, TrainConfig
 from boom_control.train.losses import (
     LossConstants,
     policy_loss,
@@ -302,3 +303,17 @@ class Agent:
         if self.act_generator is not None and "act_rng" in state:
             self.act_generator.set_state(state["act_rng"])
         self.sync_acting()
+
+
+def make_agent(cfg: TrainConfig, spec: EnvSpec, device: torch.device) -> Agent:
+    """The BOOM agent of a run's config for a task."""
+    return Agent(
+        spec.obs_dim,
+        spec.action_dim,
+        spec.episode_length,
+        cfg.model,
+        cfg.planner,
+        cfg.agent,
+        device,
+        terminates=spec.terminates,
+    )

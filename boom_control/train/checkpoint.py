@@ -114,6 +114,11 @@ def _tuples(x: Any) -> Any:
     return tuple(_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
+def stream_seed(seed: int, *key: int) -> int:
+    """A 32-bit seed for one named random stream of a run (``seed`` and the stream's key)."""
+    return int(np.random.SeedSequence([seed, *key]).generate_state(1)[0])
+
+
 def seed_everything(seed: int) -> None:
     """Seed python ``random``, numpy's global RNG and torch (CPU and CUDA)."""
     random.seed(seed)

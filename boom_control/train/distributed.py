@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +52,43 @@ def require_ray(what: str = "actors > 0 trains"):
     return ray
 
 
+def start_ray(ray, address: str | None, num_cpus: int | None) -> bool:
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start a local Ray with
+    ``num_cpus`` (dashboard off, workers' output kept out of this terminal), unless Ray
+    is already up. Ray installs its own SIGINT / SIGTERM handlers; this process's are put
+    back, so a Ctrl-C or SIGTERM still stops a run with a checkpoint. Returns whether Ray
+    was started here (and is to be shut down by the caller)."""
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "logging_level": logging.WARNING,
+        "log_to_driver": False,
+    }
+    if address is None:
+        kwargs["num_cpus"] = num_cpus
+    main = threading.current_thread() is threading.main_thread()
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    try:
+        ray.init(address=address, **kwargs)
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    return True
+
+
+def stop_ray(ray) -> None:
+    """Shut Ray down, keeping this process's signal handlers."""
+    main = threading.current_thread() is threading.main_thread()
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    try:
+        ray.shutdown()
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
 class ActorWorker:
     """One acting process (wrapped by ``ray.remote``).
 
@@ -60,19 +99,20 @@ class ActorWorker:
 
     def __init__(self, config: dict[str, Any], index: int) -> None:
         from boom_control.envs import make_env
+        from boom_control.train.agent import make_agent
+        from boom_control.train.checkpoint import stream_seed
         from boom_control.train.config import train_config_from_saved
-        from boom_control.train.trainer import _stream_seed, make_agent
 
         torch.set_num_threads(1)
         cfg = train_config_from_saved(config)
         self.index = index
-        seed = _stream_seed(cfg.seed, 5, index)
+        seed = stream_seed(cfg.seed, 5, index)
         torch.manual_seed(seed)
         self.env = make_env(cfg.task, seed=seed, **cfg.task_options)
         self.agent = make_agent(cfg, self.env.spec, torch.device("cpu"))
         self.generator = torch.Generator().manual_seed(seed)
         self.rng = np.random.default_rng(seed)
-        self._episode_seeds = np.random.default_rng(_stream_seed(cfg.seed, 6, index))
+        self._episode_seeds = np.random.default_rng(stream_seed(cfg.seed, 6, index))
         self.version = -1
         self.obs: np.ndarray | None = None
         self.plan_state: Any = None
@@ -159,17 +199,7 @@ class Collector:
         ray = self.ray = require_ray()
         cfg = trainer.cfg
         self.trainer, self.cfg = trainer, cfg
-        self._started_ray = not ray.is_initialized()
-        if self._started_ray:
-            address = address or os.environ.get("RAY_ADDRESS") or None
-            kwargs: dict[str, Any] = {
-                "include_dashboard": False,
-                "logging_level": logging.WARNING,
-                "log_to_driver": False,
-            }
-            if address is None:
-                kwargs["num_cpus"] = max(os.cpu_count() or 1, cfg.actors)
-            ray.init(address=address, **kwargs)
+        self._started_ray = start_ray(ray, address, max(os.cpu_count() or 1, cfg.actors))
         remote = ray.remote(ActorWorker).options(num_cpus=1, max_restarts=-1, max_task_retries=0)
         config = to_dict(cfg)
         self.actors = [remote.remote(config, i) for i in range(cfg.actors)]
@@ -259,7 +289,7 @@ class Collector:
         for actor in self.actors:
             self.ray.kill(actor)
         if self._started_ray:
-            self.ray.shutdown()
+            stop_ray(self.ray)
 
 
 def run_distributed(trainer, stop_at: float | None, signals, bar=None, on_chunk=None) -> None:

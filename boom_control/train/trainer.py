@@ -33,6 +33,7 @@ from boom_control.config import dump_yaml, to_dict
 from boom_control.envs import Env, EnvSpec
 from boom_control.errors import ConfigError, EpisodeLostError, RunError
 from boom_control.planner.types import PlanState
+from boom_control.train.agent import make_agent
 from boom_control.train.buffer import Batch, ReplayBuffer
 from boom_control.train.checkpoint import (
     LATEST,
@@ -44,6 +45,7 @@ from boom_control.train.checkpoint import (
     save_checkpoint,
     seed_everything,
     set_rng_state,
+    stream_seed,
 )
 from boom_control.train.config import TrainConfig, upgrade_saved_config
 from boom_control.train.evaluate import env_capacity, eval_seeds, eval_workers, evaluate_both
@@ -60,11 +62,6 @@ between, before training stops with the error (the environment is not coming bac
 EnvFactory = Callable[[int], Env]
 AgentFactory = Callable[[EnvSpec], Any]
 BufferFactory = Callable[[EnvSpec], ReplayBuffer]
-
-
-def _stream_seed(seed: int, *key: int) -> int:
-    """A 32-bit seed for one named random stream of the run."""
-    return int(np.random.SeedSequence([seed, *key]).generate_state(1)[0])
 
 
 class _ProgressLog:
@@ -113,7 +110,7 @@ class Trainer:
         self.run_dir = Path(cfg.run_dir)
         self.logger = logger
         seed_everything(cfg.seed)
-        self.env = env_factory(_stream_seed(cfg.seed, 0))
+        self.env = env_factory(stream_seed(cfg.seed, 0))
         self.spec = self.env.spec
         self._env_factory = env_factory
         capacity = env_capacity(self.env)
@@ -130,10 +127,10 @@ class Trainer:
         self.agent = agent_factory(self.spec)
         self._buffer_factory = buffer_factory
         self.buffer = buffer_factory(self.spec)
-        self.rng = np.random.default_rng(_stream_seed(cfg.seed, 2))  # seed actions, policy_acts
+        self.rng = np.random.default_rng(stream_seed(cfg.seed, 2))  # seed actions, policy_acts
         self._overlap: ThreadPoolExecutor | None = None
         if cfg.overlap_update:
-            self.agent.overlap(_stream_seed(cfg.seed, 4))
+            self.agent.overlap(stream_seed(cfg.seed, 4))
             self._overlap = ThreadPoolExecutor(1, thread_name_prefix="boom-update")
         self.seed_steps = cfg.seed_steps_for(self.spec.episode_length)
         if self.seed_steps and self.seed_steps <= cfg.planner.horizon:
@@ -326,7 +323,7 @@ class Trainer:
         self.obs = None
 
     def _begin_episode(self) -> None:
-        self.episode_seed = _stream_seed(self.cfg.seed, 3, self.episodes)
+        self.episode_seed = stream_seed(self.cfg.seed, 3, self.episodes)
         self.obs, _ = self.env.reset(seed=self.episode_seed)
         self.plan_state = self.agent.initial_plan_state()
         self.episode_actions = []
@@ -409,7 +406,7 @@ class Trainer:
         workers = eval_workers(cfg.eval_workers, cfg.eval_episodes, device, self._eval_capacity)
         while len(self._eval_envs) < workers:
             k = len(self._eval_envs)
-            seed = _stream_seed(cfg.seed, 1) if k == 0 else _stream_seed(cfg.seed, 1, k)
+            seed = stream_seed(cfg.seed, 1) if k == 0 else stream_seed(cfg.seed, 1, k)
             self._eval_envs.append(self._env_factory(seed))
         return self._eval_envs
 
@@ -576,22 +573,6 @@ def _source_weights(source: str | Path) -> tuple[Path, dict[str, Any], Any, Any,
     return path, ckpt["agent"]["model"], theirs.get("task"), size, int(ckpt.get("step", -1))
 
 
-def make_agent(cfg: TrainConfig, spec: EnvSpec, device: torch.device) -> Any:
-    """The BOOM agent for a task."""
-    from boom_control.train.agent import Agent
-
-    return Agent(
-        spec.obs_dim,
-        spec.action_dim,
-        spec.episode_length,
-        cfg.model,
-        cfg.planner,
-        cfg.agent,
-        device,
-        terminates=spec.terminates,
-    )
-
-
 def build_trainer(cfg: TrainConfig, device: torch.device) -> Trainer:
     """A :class:`Trainer` with the real environment, agent, buffer and CSV logger."""
     from boom_control.envs import make_env
@@ -611,7 +592,7 @@ def build_trainer(cfg: TrainConfig, device: torch.device) -> Trainer:
             cfg.planner.horizon,
             cfg.agent.batch_size,
             device,
-            seed=_stream_seed(cfg.seed, 4),
+            seed=stream_seed(cfg.seed, 4),
         )
 
     logger = RunLogger(cfg.run_dir, tensorboard=cfg.log_tensorboard)

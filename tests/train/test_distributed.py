@@ -4,6 +4,8 @@ run resumes from its checkpoint; and it learns (a margin over random actions).""
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import pytest
 import torch
@@ -55,7 +57,11 @@ def test_a_killed_actor_is_restarted_and_training_goes_on(tmp_path):
     cfg = load_train_config([*TINY, f"run_dir={tmp_path}"])
     killed = []
 
+    handlers = []
+    before = signal.getsignal(signal.SIGTERM)
+
     def kill_once(collector, actor):
+        handlers.append(signal.getsignal(signal.SIGTERM))
         if collector.stats.chunks >= 4 and actor in collector.in_flight and not killed:
             killed.append(actor)  # just asked for its next chunk: it dies in the middle
             ray.kill(collector.actors[actor], no_restart=False)  # Ray restarts it
@@ -64,6 +70,9 @@ def test_a_killed_actor_is_restarted_and_training_goes_on(tmp_path):
         trainer.on_chunk = kill_once
         assert trainer.run()
     stats = trainer.distributed_stats
+    # Ray's own SIGTERM handler is not left in place: a SIGTERM still checkpoints
+    assert all("boom_control" in getattr(h, "__module__", "") for h in handlers), handlers
+    assert signal.getsignal(signal.SIGTERM) is before
     assert killed and stats.lost_chunks >= 1
     assert trainer.step == 600 and trainer.updates == 200 + 400  # pretraining + 1 per step
     # weights go out as the learner updates, and the actors pick them up
