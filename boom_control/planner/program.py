@@ -175,6 +175,11 @@ class OnnxPrograms:
         """The largest ``k``."""
         return self.consts.iterations
 
+    def prepare(self, k: int) -> None:
+        """Have the ``k``-iteration program ready (exported or read from the cache), so that
+        the next call's time is the plan's own."""
+        self.session(k)
+
     def session(self, k: int):
         """The ONNX Runtime session of the ``k``-iteration program, exported (or read from
         the cache) on first use."""
@@ -245,6 +250,10 @@ class GraphPrograms:
     def iterations(self) -> int:
         """The largest ``k``."""
         return self.consts.iterations
+
+    def prepare(self, k: int) -> None:
+        """Check ``k``; the graph itself is captured at its first call (it needs inputs)."""
+        self._graph(k)
 
     def _graph(self, k: int) -> StaticGraph:
         if not 1 <= k <= self.iterations:

@@ -127,3 +127,16 @@ def test_cuda_graph_programs_plan_like_the_stepped_planner(random_bundle):
                 torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
             torch.testing.assert_close(got[3].mean, ref[3].mean, atol=1e-5, rtol=0)
             state = got[3]
+
+
+def test_a_programs_first_export_is_not_counted_as_its_cost(random_bundle, cache):
+    bundle, whole, _ = _backends(random_bundle)
+    tracker = CostTracker()
+    start = time.monotonic()
+    with torch.inference_mode():
+        result = plan_anytime(whole, _job(whole, bundle.obs_dim, 0.5), tracker)
+    took = time.monotonic() - start
+    assert result.iterations == 3 and result.action is not None
+    assert list(cache.glob("plan-*.onnx"))  # exported during the call
+    (recorded,) = tracker.program(3).recent
+    assert recorded < 0.5 * took  # the plan's own time, not the export's
