@@ -180,7 +180,7 @@ def plan_program(backend: PlannerBackend, job: PlanJob, tracker: CostTracker) ->
         end = clock()
         return PlanResult(job.tick, None, None, 0, [], 0.0, 0.0, (end - t0) * 1e3, end)
     k = k or 1
-    if k not in tracker.programs or not tracker.programs[k].recent:
+    if not tracker.program(k).recent:
         backend.programs.prepare(k)  # a first use exports or loads it: not the plan's cost
         t0 = clock()
     action, _, _, state = backend.plan_k(job.z, job.state, job.noise, k)
