@@ -9,17 +9,22 @@ env step, buffer add, one update), and times ``Agent.update`` on buffer batches 
 process, so load from other processes hits them alike; the table shows medians (and the
 JSON also the best round).
 
-Variants (combine with '+'): ``eager`` (defaults), ``fast`` (model.mish=fast),
+Variants: ``defaults`` (the settings of ``configs/train.yaml``, what a plain ``boom train``
+runs: size, task and the seed phase still come from this program), or features combined
+with '+': ``eager`` (exact Mish, torch planner, fp32), ``fast`` (model.mish=fast),
 ``bf16`` (planner.precision=bf16), ``bf16u`` (agent.precision=bf16: the update),
 ``compile`` (planner.compile and agent.compile), ``overlap`` (overlap_update: the update
 runs in a second thread while the planner acts, so it adds one busy thread to ``threads``),
 ``split`` (planner.threads=2: each iteration's rollouts in two row blocks on two threads;
 ``splitN`` for N threads; CPU only), ``graph`` (planner.cuda_graph: each MPPI iteration
-replayed from a CUDA graph; CUDA only).
+replayed from a CUDA graph; CUDA only), ``onnx`` (planner.program=onnx: the whole plan as
+one ONNX Runtime call over the live weights; CPU, fp32).
 
     python benchmarks/train_speed.py --out benchmarks/results/train_speed.json
     python benchmarks/train_speed.py --sizes 1M --threads 2 --variants eager fast+bf16
     python benchmarks/train_speed.py --quick          # a few repetitions only
+    python benchmarks/train_speed.py --task dmc:walker-walk --sizes 1M --threads 1 \
+        --variants eager defaults   # plain boom train against the eager learner
 """
 
 from __future__ import annotations
@@ -39,13 +44,13 @@ import torch
 from boom_control.config import config_dir, load_config
 from boom_control.envs import make_env
 from boom_control.model.config import ModelConfig
-from boom_control.train.config import TrainConfig
+from boom_control.train.config import TrainConfig, load_train_config
 from boom_control.train.trainer import Trainer, build_trainer
 
 TASK = "dmc:humanoid-walk"
 SEED_STEPS = 8
 """Random-action steps (and pretraining updates) before the timed agent steps."""
-FEATURES = ("fast", "bf16", "bf16u", "compile", "overlap", "split", "graph")
+FEATURES = ("fast", "bf16", "bf16u", "compile", "overlap", "split", "graph", "onnx")
 
 
 def _sync(device: torch.device) -> None:
@@ -64,8 +69,29 @@ def _timed(fn, device: torch.device, reps: int) -> list[float]:
     return times
 
 
-def make_config(size: str, variant: str, device: str, run_dir: str, batch: int) -> TrainConfig:
+def make_config(
+    size: str, variant: str, device: str, run_dir: str, batch: int, task: str = TASK
+) -> TrainConfig:
     """Training config of one variant (paper planner settings, batch ``batch``)."""
+    bench = {
+        "task": task,
+        "seed": 0,
+        "steps": 10**9,
+        "buffer_capacity": 10_000,
+        "device": device,
+        "seed_steps": SEED_STEPS,
+        "eval_at_start": False,
+        "save_buffer": False,
+        "log_every": 10**9,
+        "log_tensorboard": False,
+        "run_dir": run_dir,
+        "agent": {"batch_size": batch},
+    }
+    if variant == "defaults":  # what `boom train task=... size=...` builds
+        overrides = [f"size={size}"] + [
+            f"{k}={v}" for k, v in bench.items() if not isinstance(v, dict)
+        ]
+        return load_train_config([*overrides, f"agent.batch_size={batch}"])
     features = set(variant.split("+")) - {"eager"}
     split = [f for f in features if f.startswith("split") and f[5:].isdigit()]
     features -= set(split)
@@ -74,29 +100,18 @@ def make_config(size: str, variant: str, device: str, run_dir: str, batch: int) 
     if unknown:
         raise SystemExit(f"unknown variant feature(s) {sorted(unknown)}; choose from {FEATURES}")
     model = load_config(ModelConfig, presets=[config_dir() / "model" / f"{size}.yaml"])
-    cfg = TrainConfig(
-        task=TASK,
-        seed=0,
-        steps=10**9,
-        buffer_capacity=10_000,
-        device=device,
-        seed_steps=SEED_STEPS,
-        eval_at_start=False,
-        save_buffer=False,
-        log_every=10**9,
-        log_tensorboard=False,
-        run_dir=run_dir,
-        overlap_update="overlap" in features,
-        model=dataclasses.replace(model, mish="fast" if "fast" in features else "exact"),
-    )
+    cfg = load_config(TrainConfig, overrides=bench)
     return dataclasses.replace(
         cfg,
+        overlap_update="overlap" in features,
+        model=dataclasses.replace(model, mish="fast" if "fast" in features else "exact"),
         planner=dataclasses.replace(
             cfg.planner,
             precision="bf16" if "bf16" in features else "fp32",
             compile="compile" in features,
             threads=plan_threads,
             cuda_graph="graph" in features,
+            program="onnx" if "onnx" in features else "torch",
         ),
         agent=dataclasses.replace(
             cfg.agent,
@@ -115,7 +130,7 @@ class Subject:
         self.device = device
         self.trainer = build_trainer(cfg, device)
         self.obs = np.zeros(self.trainer.spec.obs_dim, np.float32)
-        self.env_alone = make_env(TASK, seed=1)
+        self.env_alone = make_env(cfg.task, seed=1)
         self.env_alone.reset(seed=1)
         start = time.perf_counter()
         while self.trainer.updates < SEED_STEPS + 2:  # seed phase, pretraining, 2 steps
@@ -168,7 +183,9 @@ def bench(size: str, device_name: str, threads: int, args: argparse.Namespace) -
     subjects = {}
     with tempfile.TemporaryDirectory() as tmp:
         for variant in args.variants:
-            cfg = make_config(size, variant, device_name, f"{tmp}/{variant}", args.batch_size)
+            cfg = make_config(
+                size, variant, device_name, f"{tmp}/{variant}", args.batch_size, args.task
+            )
             subjects[variant] = Subject(cfg, device)
         for _ in range(args.rounds):
             for subject in subjects.values():
@@ -207,6 +224,7 @@ HEADER = (
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default=TASK, help=f"training task (default {TASK})")
     parser.add_argument("--sizes", "--presets", nargs="+", default=["1M", "5M"])
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument(
@@ -238,7 +256,7 @@ def main() -> None:
         "machine": platform.machine(),
         "processor": platform.processor(),
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "task": TASK,
+        "task": args.task,
         "batch_size": args.batch_size,
         "rounds": args.rounds,
         "reps": args.reps,

@@ -1,14 +1,20 @@
-"""Device selection from config: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``; precisions."""
+"""Device selection from config: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``; precisions and
+compilation."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import logging
 import os
+import shutil
 from collections.abc import Callable
 
 import torch
 
 from boom_control.errors import DeviceError
+
+log = logging.getLogger(__name__)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -67,6 +73,30 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be 'fp32', 'bf16' or 'auto', got {precision!r}")
     return precision
+
+
+COMPILE_MIN_STEPS = 100_000
+"""Training runs of at least this many agent steps compile with ``compile: auto``: the
+minutes torch.compile takes up front are then a few percent of the run at most."""
+
+
+def resolve_compile(value: bool | str, steps: int | None, device: torch.device) -> bool:
+    """Whether to torch.compile: ``value`` when true or false; ``'auto'`` = a training run
+    of at least :data:`COMPILE_MIN_STEPS` steps (``steps``; None: not a training run) on a
+    device inductor can compile for (a C++ compiler on a CPU, Triton on CUDA)."""
+    if value != "auto":
+        return bool(value)
+    if steps is None or steps < COMPILE_MIN_STEPS:
+        return False
+    device = torch.device(device)
+    if device.type == "cpu":
+        compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+        if not compiler:
+            log.info("compile=auto: no C++ compiler found, so not compiling")
+        return bool(compiler)
+    if device.type == "cuda":
+        return importlib.util.find_spec("triton") is not None
+    return False
 
 
 def describe_device(device: torch.device) -> str:

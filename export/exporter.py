@@ -279,7 +279,7 @@ def export_run(
     ckpt = load_checkpoint(path)
     cfg = from_dict(TrainConfig, ckpt["config"])
     env = make_env(cfg.task, seed=cfg.seed, **cfg.task_options)
-    agent = make_agent(cfg, env.spec, torch.device("cpu"))
+    agent = make_agent(cfg, env.spec, torch.device("cpu"), training=False)
     agent.load_state_dict(ckpt["agent"])
     last_eval = ckpt.get("counters", {}).get("last_eval")
     training = {

@@ -34,8 +34,22 @@ def sweep() -> None:
     of one (`boom sweep report DIR`)."""
 
 
+def _folder(folder: str, must_exist: bool) -> str | Path:
+    """A sweep folder: a URI (``s3://...``) as given, else a local path."""
+    from boom_control.sweep.storage import is_uri
+
+    if is_uri(folder):
+        return folder
+    path = Path(folder)
+    if path.is_file():
+        raise click.BadParameter(f"{folder} is a file, not a folder", param_hint="FOLDER")
+    if must_exist and not path.is_dir():
+        raise click.BadParameter(f"{folder} does not exist", param_hint="FOLDER")
+    return path
+
+
 @sweep.command("run", context_settings={"ignore_unknown_options": True})
-@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("folder")
 @click.argument("overrides", nargs=-1)
 @click.option("--task", "tasks", multiple=True, required=True, help="A task id (repeatable).")
 @click.option("--seeds", type=_seeds, default="1,2,3", show_default=True, help="Seeds, e.g. 1,2,3.")
@@ -66,7 +80,7 @@ def sweep() -> None:
 )  # fmt: skip
 @click.option("--no-report", is_flag=True, help="Skip the report at the end.")
 def run(
-    folder: Path,
+    folder: str,
     overrides: tuple[str, ...],
     tasks: tuple[str, ...],
     seeds: tuple[int, ...],
@@ -80,7 +94,9 @@ def run(
 ) -> None:
     """Train every run of the grid TASKS x variants x SEEDS into FOLDER (OVERRIDES,
     key=value, apply to every run). Finished runs are skipped and unfinished ones resumed,
-    so repeating the command continues a sweep."""
+    so repeating the command continues a sweep. FOLDER is a path every node sees or an
+    object-store URI such as s3://bucket/sweeps/NAME (runs train in a local mirror and
+    upload each checkpoint)."""
     from boom_control.sweep.grid import Grid
     from boom_control.sweep.report import sweep_report
     from boom_control.sweep.run import SweepSettings, run_sweep
@@ -93,7 +109,7 @@ def run(
         f"sweep {folder}: {len(tasks)} task(s) x {len(grid.variants())} variant(s) x "
         f"{len(seeds)} seed(s) = {len(grid.runs())} runs"
     )
-    run_sweep(grid, folder, settings)
+    run_sweep(grid, _folder(folder, must_exist=False), settings)
     if not no_report:
         report = sweep_report(folder)
         click.echo(report["text"])
@@ -102,15 +118,15 @@ def run(
 
 
 @sweep.command("report")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("folder")
 @click.option("--no-plot", is_flag=True, help="Skip the PNG of the learning curves.")
-def report(folder: Path, no_plot: bool) -> None:
+def report(folder: str, no_plot: bool) -> None:
     """Final and best returns per cell of the sweep in FOLDER (mean and 95% CI over
     seeds), written to FOLDER/report.json, and the learning curves to FOLDER/curves.png."""
     from boom_control.sweep.report import sweep_report
 
-    result = sweep_report(folder, plot=not no_plot)
+    result = sweep_report(_folder(folder, must_exist=True), plot=not no_plot)
     click.echo(result["text"])
     if "plot" in result:
         click.echo(f"wrote {result['plot']}")
-    click.echo(f"wrote {folder / 'report.json'}")
+    click.echo(f"wrote {str(folder).rstrip('/')}/report.json")

@@ -93,7 +93,7 @@ def _cpu_speed_hint(cfg: Any, device_type: str) -> str | None:
     if device_type != "cpu":
         return None
     off = []
-    if not (cfg.planner.compile and cfg.agent.compile and cfg.planner.precision != "fp32"):
+    if cfg.planner.compile is False or cfg.agent.compile is False:
         off.append("--preset train_fast")
     if not cfg.overlap_update and not cfg.actors:
         off.append("overlap_update=true")

@@ -110,7 +110,7 @@ def load_checkpoint_source(
         own_contract = own.spec.contract
         own.close()
         _check_same_contract(own_contract, env, f"the run {path} ({cfg.task})")
-    agent = make_agent(cfg, env.spec, dev)
+    agent = make_agent(cfg, env.spec, dev, training=False)
     agent.load_state_dict(ckpt["agent"])
     step = int(ckpt["step"])
     return EvalSource("checkpoint", str(path), step, task_id, seed, str(dev), agent, env, new_env)

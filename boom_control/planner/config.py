@@ -33,12 +33,19 @@ class PlannerConfig:
     returns and actions stay fp32; plans differ from fp32 ones, see benchmarks); 'auto'
     = bf16 where the device has bf16 matmuls in hardware (AVX512-BF16/AMX CPUs, CUDA
     compute capability >= 8), fp32 elsewhere (emulated bf16 is several times slower)."""
-    compile: bool = False
+    compile: bool | Literal["auto"] = False
     """Run one MPPI iteration through torch.compile (inductor); same maths, rounding
-    differs by ~1e-7; the first plan pays the compilation."""
+    differs by ~1e-7; the first plan pays the compilation. 'auto': on for training runs
+    long enough to repay it (see :func:`boom_control.device.resolve_compile`)."""
     cuda_graph: bool = False
     """On CUDA, replay each MPPI iteration from a CUDA graph captured at the first plan
     (same kernels, far fewer launches; combines with ``compile``). Ignored on CPU."""
+    program: Literal["auto", "onnx", "torch"] = "auto"
+    """What runs a learner's plan: 'onnx' = the whole plan as one ONNX Runtime call over
+    the live weights (CPU, fp32; same values to ~1e-6, ~1.5x faster than eager torch at
+    the paper's size; ONNX Runtime runs it on ``threads`` threads), 'torch' = the torch
+    functions (with ``compile``, ``cuda_graph``, ``threads``), 'auto' = 'onnx' on a CPU
+    planning in fp32 on one thread (``threads=1`` and one torch thread), else 'torch'."""
     threads: int = 1
     """Threads evaluating each iteration's samples, in row blocks (N / threads each):
     planning spreads over that many cores; values equal to rounding. On a 2-core CPU,
@@ -49,6 +56,12 @@ class PlannerConfig:
         if self.precision not in ("fp32", "bf16", "auto"):
             raise ValueError(
                 f"planner.precision must be 'fp32', 'bf16' or 'auto', got {self.precision!r}"
+            )
+        if self.compile not in (True, False, "auto"):
+            raise ValueError(f"planner.compile must be true, false or auto, got {self.compile!r}")
+        if self.program not in ("auto", "onnx", "torch"):
+            raise ValueError(
+                f"planner.program must be 'auto', 'onnx' or 'torch', got {self.program!r}"
             )
         if not 1 <= self.threads <= self.num_samples:
             raise ValueError(

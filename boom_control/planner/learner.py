@@ -7,6 +7,8 @@ functions of :mod:`~boom_control.planner.mppi`; this class adds the speed settin
 
 * ``compile``: the iteration compiled with torch.compile;
 * ``cuda_graph`` (CUDA): the iteration replayed from a CUDA graph;
+* ``program`` (CPU, fp32): the whole plan as one ONNX Runtime call over the live weights
+  (:class:`~boom_control.planner.bound_program.BoundProgram`);
 * ``threads`` (CPU): each iteration's rollouts split over worker threads, which make room
   when an update runs beside the planner (:meth:`LearnerPlanner.beside`);
 * ``precision="bf16"``: autocast, over matmul weights cast once per update
@@ -18,12 +20,14 @@ Shapes: A action dim, L latent dim.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable
 
 import torch
 
 from boom_control.device import precision_context, usable_cpus
 from boom_control.model.cast_weights import CastWeights
+from boom_control.planner.bound_program import BoundProgram
 from boom_control.planner.compiled import compile_fn
 from boom_control.planner.config import PlannerConfig
 from boom_control.planner.cuda_graph import GraphedIteration
@@ -32,6 +36,7 @@ from boom_control.planner.mppi import (
     PlanConstants,
     PlanModel,
     draw_noise,
+    emit_action,
     estimate_value,
     initial_state,
     plan,
@@ -41,12 +46,15 @@ from boom_control.planner.mppi import (
 from boom_control.planner.split import CoreGate, SplitIteration
 from boom_control.planner.types import PlanState
 
+log = logging.getLogger(__name__)
+
 
 class LearnerPlanner:
     """The planner of a training agent.
 
     Args:
-        cfg: planner settings (``precision`` already resolved: ``fp32`` or ``bf16``).
+        cfg: planner settings (``precision`` and ``compile`` already resolved: ``fp32`` or
+            ``bf16``, a bool).
         action_dim, gamma, num_q, terminates: what :meth:`PlanConstants.build` needs.
         device: where the model and the planner's tensors live.
         model: the world model to plan with (see :meth:`bind`).
@@ -66,6 +74,8 @@ class LearnerPlanner:
             raise ValueError(
                 f"planner precision must be resolved to fp32 or bf16, got {cfg.precision!r}"
             )
+        if not isinstance(cfg.compile, bool):
+            raise ValueError(f"planner compile must be resolved to a bool, got {cfg.compile!r}")
         self.cfg = cfg
         self.device = torch.device(device)
         self.consts = PlanConstants.build(cfg, action_dim, gamma, num_q, self.device, terminates)
@@ -73,12 +83,33 @@ class LearnerPlanner:
         self._cpus = usable_cpus()
         self.gate = CoreGate(opened=self._cpus >= cfg.threads)
         """Closed: the worker threads take no rollouts (see :meth:`beside`)."""
+        self.uses_program = self._wants_program()
         self.iteration = self._make_iteration()
+        self.program: BoundProgram | None = None
         self.bind(model)
+
+    def _wants_program(self) -> bool:
+        """Whether plans run as one ONNX Runtime call (``program``, see PlannerConfig)."""
+        cfg = self.cfg
+        fits = self.device.type == "cpu" and cfg.precision == "fp32"
+        if cfg.program == "onnx" and not fits:
+            raise ValueError(
+                "planner.program=onnx plans on a CPU in fp32; this planner runs on "
+                f"{self.device.type} in {cfg.precision} (use program=torch or auto)"
+            )
+        # auto: on one thread, where it pays (on two, ONNX Runtime's pool without spinning
+        # is slower than torch's own, BENCHMARKS.md)
+        single = cfg.threads == 1 and torch.get_num_threads() == 1
+        wanted = cfg.program == "onnx" or (cfg.program == "auto" and fits and single)
+        if wanted and cfg.compile:
+            log.info("planner: the whole plan runs in ONNX Runtime; planner.compile is unused")
+        return wanted
 
     def _make_iteration(self) -> Callable[..., IterState]:
         """One MPPI iteration as configured; each device option is ignored on the other."""
         cfg = self.cfg
+        if self.uses_program:  # the program holds the whole plan
+            return plan_iteration
         maybe_compile = compile_fn if cfg.compile else (lambda fn: fn)
         if cfg.cuda_graph and self.device.type == "cuda":
             return GraphedIteration(maybe_compile(plan_iteration))
@@ -96,6 +127,8 @@ class LearnerPlanner:
         """Plan with ``model`` from now on (bf16: over its matmul weights, kept current)."""
         self.model = model
         self.cast = CastWeights(model) if self.cfg.precision == "bf16" else None
+        if self.uses_program:
+            self.program = BoundProgram(model, self.consts, self.cfg.threads)
 
     def initial_state(self) -> PlanState:
         """The warm start of an episode's first plan."""
@@ -117,6 +150,10 @@ class LearnerPlanner:
         Returns:
             action (A,), mu (A,), std (A,) and the next plan state.
         """
+        if self.program is not None:
+            noise = draw_noise(self.consts, self.device, generator)
+            mu, std, next_state = self.program(z, state, noise)
+            return emit_action(mu, std, noise.action, eval_mode), mu, std, next_state
         noise = None if generator is None else draw_noise(self.consts, self.device, generator)
         model = self.model if self.cast is None else self.cast.model()
         with self._precision():

@@ -262,10 +262,18 @@ def plan_select(
     idx = torch.argmax(torch.log(it.score) + noise.select)
     mu = it.elite_actions[0].index_select(0, idx.view(1)).squeeze(0)
     std = it.std[0]
-    explore = 0.0 if eval_mode else 1.0
-    action = (mu + explore * std * noise.action).clamp(-1, 1)
+    action = emit_action(mu, std, noise.action, eval_mode)
     valid = torch.ones((), dtype=torch.bool, device=it.mean.device)
     return action, mu, std, advance(PlanState(mean=it.mean, valid=valid), 1)
+
+
+def emit_action(
+    mu: torch.Tensor, std: torch.Tensor, explore: torch.Tensor, eval_mode: bool
+) -> torch.Tensor:
+    """The action sent: ``mu (A,)`` in eval mode, else ``clamp(mu + std * explore, -1, 1)``
+    with ``explore (A,)`` the plan's standard-normal exploration noise."""
+    scale = 0.0 if eval_mode else 1.0
+    return (mu + scale * std * explore).clamp(-1, 1)
 
 
 def advance(state: PlanState, steps: int) -> PlanState:

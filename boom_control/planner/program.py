@@ -100,7 +100,9 @@ class PlanProgram(nn.Module):
         return act, mu, std, nxt.mean
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
+    """The folder of exported plan programs (``$BOOM_CACHE_DIR/plans``, else
+    ``~/.cache/boom-control/plans``; a temporary folder when that cannot be written)."""
     root = os.environ.get("BOOM_CACHE_DIR") or Path.home() / ".cache" / "boom-control"
     folder = Path(root) / "plans"
     try:
@@ -196,7 +198,7 @@ class OnnxPrograms:
             opts.inter_op_num_threads = 1
         consts = dataclasses.replace(self.consts, iterations=k)  # what the program depends on
         if self._folder is None:
-            self._folder = _cache_dir()
+            self._folder = cache_dir()
         path = self._folder / f"plan-{_key(self.model, consts, k)}.onnx"
         if not path.is_file():
             log.info("exporting the %d-iteration plan program to %s", k, path)

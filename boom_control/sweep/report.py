@@ -18,6 +18,7 @@ import numpy as np
 from boom_control.errors import RunError
 from boom_control.profile.stats import format_table
 from boom_control.sweep.grid import Grid, load_grid
+from boom_control.sweep.storage import RemoteFolder, is_uri
 from boom_control.train.plot import read_eval
 
 REPORT_FILE = "report.json"
@@ -142,15 +143,23 @@ def plot_curves(runs: list[dict[str, Any]], path: Path) -> Path:
 
 
 def sweep_report(root: str | Path, plot: bool = True) -> dict[str, Any]:
-    """Collect the sweep in ``root``, write ``report.json`` (and ``curves.png``), return the
-    report (``cells``, ``runs``, ``text``)."""
-    root = Path(root)
-    grid = load_grid(root)
-    runs = collect(root, grid)
+    """Collect the sweep in ``root`` (a folder or a URI, see
+    :mod:`~boom_control.sweep.storage`), write ``report.json`` (and ``curves.png``) there,
+    return the report (``cells``, ``runs``, ``text``; ``plot``: the local path of the PNG)."""
+    remote = RemoteFolder(str(root)) if is_uri(root) else None
+    if remote is not None:  # report from a local copy of everything but the checkpoints
+        remote.pull(checkpoints=False)
+    folder = remote.mirror if remote is not None else Path(root)
+    grid = load_grid(folder)
+    runs = collect(folder, grid)
     cells = summarize_cells(runs)
     report = {"root": str(root), "grid": grid.to_json(), "cells": cells, "runs": runs}
     report["text"] = format_cells(cells)
     if plot and any(r["steps"] for r in runs):
-        report["plot"] = str(plot_curves(runs, root / CURVES_FILE))
-    (root / REPORT_FILE).write_text(json.dumps(report, indent=1, default=float) + "\n")
+        report["plot"] = str(plot_curves(runs, folder / CURVES_FILE))
+    (folder / REPORT_FILE).write_text(json.dumps(report, indent=1, default=float) + "\n")
+    if remote is not None:  # next to the runs, like a local sweep's
+        for name in (REPORT_FILE, CURVES_FILE):
+            if (folder / name).is_file():
+                remote.push(name)
     return report

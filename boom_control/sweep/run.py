@@ -1,10 +1,11 @@
 """Run a sweep's grid on Ray: every training run one Ray task with declared resources.
 
 Ray runs locally by default (started and stopped here, dashboard off, every CPU of the
-machine) or on an existing cluster (``address``, or ``RAY_ADDRESS``). The sweep folder must
-be one path every node sees (a shared filesystem on a cluster): each run reads and writes
-its own folder there, so a re-run of the same command skips finished runs and resumes
-unfinished ones from their checkpoints.
+machine) or on an existing cluster (``address``, or ``RAY_ADDRESS``). The sweep folder is
+a path every node sees (a local disk, a shared filesystem on a cluster) or a URI of an
+object store (``s3://...``, see :mod:`~boom_control.sweep.storage`): each run reads and
+writes its own folder there, so a re-run of the same command skips finished runs and
+resumes unfinished ones from their checkpoints.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from typing import Any
 from tqdm import tqdm
 
 from boom_control.errors import RunError
-from boom_control.sweep.grid import RESULT_FILE, Grid, Run, run_state
+from boom_control.sweep.grid import GRID_FILE, RESULT_FILE, Grid, Run, run_state
+from boom_control.sweep.storage import CHECKPOINTS, RemoteFolder, is_uri
+from boom_control.train.checkpoint import LATEST
 from boom_control.train.config import TrainConfig, load_train_config
 from boom_control.train.distributed import require_ray, start_ray, stop_ray
 
@@ -60,7 +63,11 @@ def train_run(run: Run, root: str, presets: tuple[str, ...], minutes: float | No
     from boom_control.train.trainer import build_trainer
 
     torch.set_num_threads(max(1, threads))
-    cfg = run_config(run, Path(root), presets, minutes)
+    remote = RemoteFolder(root) if is_uri(root) else None
+    rel = run.folder(Path("")).as_posix()
+    if remote is not None:  # train in this node's mirror of the run's folder
+        remote.pull(rel)
+    cfg = run_config(run, remote.mirror if remote else Path(root), presets, minutes)
     started = time.monotonic()
     Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(Path(cfg.run_dir) / LOG_FILE)  # the run's log, appended
@@ -70,6 +77,8 @@ def train_run(run: Run, root: str, presets: tuple[str, ...], minutes: float | No
     root_log.setLevel(logging.INFO)
     try:
         with build_trainer(cfg, resolve_device(cfg.device)) as trainer:
+            if remote is not None:  # every checkpoint goes to the store as it is written
+                trainer.on_save = lambda _path: remote.push(rel)
             finished = trainer.run()
         result = {
             "task": run.task,
@@ -93,6 +102,8 @@ def train_run(run: Run, root: str, presets: tuple[str, ...], minutes: float | No
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(result, indent=1) + "\n")
         tmp.replace(path)
+    if remote is not None:
+        remote.push(rel)  # the log, and the result last
     return result
 
 
@@ -119,13 +130,24 @@ def run_sweep(
     """Train every run of ``grid`` not finished yet in ``root``; returns the results of the
     runs started now (failed ones with ``error``)."""
     ray = require_ray("boom sweep runs")
-    root = Path(root).resolve()
-    grid.save(root)
+    remote = RemoteFolder(str(root)) if is_uri(root) else None
+    if remote is not None:  # what is finished: results and configs, not checkpoints
+        remote.pull(checkpoints=False)
+        local = remote.mirror
+    else:
+        local = root = Path(root).resolve()
+    grid.save(local)
+    if remote is not None:
+        remote.push(GRID_FILE)
     runs = grid.runs()
     todo = []
     for run in runs:
-        cfg = run_config(run, root, grid.presets, settings.minutes)  # checks every config now
-        state = run_state(run.folder(root), cfg.steps)
+        cfg = run_config(run, local, grid.presets, settings.minutes)  # checks every config now
+        state = run_state(run.folder(local), cfg.steps)
+        if state == "new" and remote is not None:
+            rel = run.folder(Path("")).as_posix()
+            if remote.exists(f"{rel}/{CHECKPOINTS}/{LATEST}"):
+                state = "partial"
         if state == "done":
             say(f"done      {run.name}")
         else:

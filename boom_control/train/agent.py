@@ -19,7 +19,12 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from boom_control.device import describe_device, precision_context, resolve_precision
+from boom_control.device import (
+    describe_device,
+    precision_context,
+    resolve_compile,
+    resolve_precision,
+)
 from boom_control.envs import EnvSpec
 from boom_control.model.config import ModelConfig
 from boom_control.model.world_model import WorldModel
@@ -46,13 +51,18 @@ def discount_for(episode_length: int) -> float:
     return float(np.clip((frac - 1) / frac, 0.95, 0.995))
 
 
-def _with_precision(cfg: _Cfg, device: torch.device, name: str) -> _Cfg:
-    """``cfg`` with ``precision="auto"`` resolved for ``device`` (see resolve_precision)."""
-    if cfg.precision != "auto":
-        return cfg
-    chosen = resolve_precision("auto", device)
-    log.info("%s.precision=auto: %s on %s", name, chosen, describe_device(device))
-    return dataclasses.replace(cfg, precision=chosen)
+def _resolved(cfg: _Cfg, device: torch.device, name: str, steps: int | None) -> _Cfg:
+    """``cfg`` with ``precision`` and ``compile`` "auto" resolved for ``device`` and a
+    training run of ``steps`` (None: not training; see resolve_precision, resolve_compile)."""
+    if cfg.precision == "auto":
+        chosen = resolve_precision("auto", device)
+        log.info("%s.precision=auto: %s on %s", name, chosen, describe_device(device))
+        cfg = dataclasses.replace(cfg, precision=chosen)
+    if cfg.compile == "auto":
+        compiled = resolve_compile("auto", steps, device)
+        log.info("%s.compile=auto: %s", name, "on" if compiled else "off")
+        cfg = dataclasses.replace(cfg, compile=compiled)
+    return cfg
 
 
 def _set_fused(optim: torch.optim.Optimizer, fused: bool) -> None:
@@ -75,6 +85,8 @@ class Agent:
         model_cfg, planner_cfg, agent_cfg: learner configuration.
         device: where networks and tensors live.
         terminates: the task can end early (adds a termination head and masks bootstraps).
+        train_steps: the agent steps of the training run it is built for (None: it only
+            acts), which decides ``compile: auto``.
     """
 
     def __init__(
@@ -87,13 +99,14 @@ class Agent:
         agent_cfg: AgentConfig,
         device: torch.device,
         terminates: bool = False,
+        train_steps: int | None = None,
     ) -> None:
         self.obs_dim = obs_dim
         self.action_dim = action_dim
         self.device = torch.device(device)
-        # precision "auto": bf16 only where this device has it in hardware
-        planner_cfg = _with_precision(planner_cfg, self.device, "planner")
-        agent_cfg = _with_precision(agent_cfg, self.device, "agent")
+        # "auto": bf16 only where this device has it in hardware; compile long runs
+        planner_cfg = _resolved(planner_cfg, self.device, "planner", train_steps)
+        agent_cfg = _resolved(agent_cfg, self.device, "agent", train_steps)
         self.model_cfg, self.planner_cfg, self.agent_cfg = model_cfg, planner_cfg, agent_cfg
         self.gamma = (
             discount_for(episode_length) if agent_cfg.discount is None else agent_cfg.discount
@@ -305,8 +318,11 @@ class Agent:
         self.sync_acting()
 
 
-def make_agent(cfg: TrainConfig, spec: EnvSpec, device: torch.device) -> Agent:
-    """The BOOM agent of a run's config for a task."""
+def make_agent(
+    cfg: TrainConfig, spec: EnvSpec, device: torch.device, training: bool = True
+) -> Agent:
+    """The BOOM agent of a run's config for a task (``training``: it will train for the
+    run's steps, which decides ``compile: auto``; else it only acts)."""
     return Agent(
         spec.obs_dim,
         spec.action_dim,
@@ -316,4 +332,5 @@ def make_agent(cfg: TrainConfig, spec: EnvSpec, device: torch.device) -> Agent:
         cfg.agent,
         device,
         terminates=spec.terminates,
+        train_steps=cfg.steps if training else None,
     )

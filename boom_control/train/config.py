@@ -81,15 +81,19 @@ class AgentConfig:
     """Forward passes of the losses: 'bf16' runs their matmuls under bfloat16 autocast
     (losses, parameters, gradients and optimiser state stay fp32); 'auto' as for
     ``planner.precision``."""
-    compile: bool = False
+    compile: bool | Literal["auto"] = False
     """Run the world-model and policy losses (forward and backward) through torch.compile
-    (inductor, eager random streams); same maths, rounding differs by ~1e-7."""
+    (inductor, eager random streams); same maths, rounding differs by ~1e-7. 'auto': on
+    for training runs long enough to repay the compilation (see
+    :func:`boom_control.device.resolve_compile`)."""
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "bf16", "auto"):
             raise ValueError(
                 f"agent.precision must be 'fp32', 'bf16' or 'auto', got {self.precision!r}"
             )
+        if self.compile not in (True, False, "auto"):
+            raise ValueError(f"agent.compile must be true, false or auto, got {self.compile!r}")
         if self.discount is not None and not 0.0 < self.discount < 1.0:
             raise ValueError(f"agent.discount must be in (0, 1) or None, got {self.discount!r}")
 
@@ -179,6 +183,11 @@ class TrainConfig:
     utd: float = 1.0
     """actors > 0: updates per collected agent step after the seed phase (the paper's one
     update per environment step); collection waits when the updates fall behind."""
+    eval_on_actors: bool = True
+    """actors > 0: evaluation episodes run on the actors (spread over them, each on an
+    evaluation environment of its own, with the learner's current weights) instead of in
+    this process; the returns are the same (an episode depends only on the weights and its
+    seed). The evaluation before training starts (``eval_at_start``) runs here."""
     model: ModelConfig = field(default_factory=ModelConfig)
     """World-model sizes (see configs/model/)."""
     planner: PlannerConfig = field(default_factory=PlannerConfig)

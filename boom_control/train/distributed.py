@@ -16,9 +16,13 @@ while the learner updates on what it sent; it is never more than one chunk ahead
 throttles collection when the updates fall behind.
 
 Evaluations and checkpoints are the trainer's own, at the same step counts as a
-single-process run. An actor that dies is restarted by Ray; the episode it was in is
-dropped (counted in ``lost_chunks``, logged) and training goes on. What is not
-deterministic: the order in which chunks arrive, hence which data each update sees.
+single-process run; with ``eval_on_actors`` (the default) the evaluation episodes run on
+the actors, split over them, each on an evaluation environment of its own with the
+learner's current weights (the returns equal the learner's own evaluation: an episode
+depends only on the weights and its seed); if an actor cannot, the learner evaluates.
+An actor that dies is restarted by Ray; the episode it was in is dropped (counted in
+``lost_chunks``, logged) and training goes on. What is not deterministic: the order in
+which chunks arrive, hence which data each update sees.
 """
 
 from __future__ import annotations
@@ -104,7 +108,7 @@ class ActorWorker:
         from boom_control.train.config import train_config_from_saved
 
         torch.set_num_threads(1)
-        cfg = train_config_from_saved(config)
+        cfg = self.cfg = train_config_from_saved(config)
         self.index = index
         seed = stream_seed(cfg.seed, 5, index)
         torch.manual_seed(seed)
@@ -116,6 +120,13 @@ class ActorWorker:
         self.version = -1
         self.obs: np.ndarray | None = None
         self.plan_state: Any = None
+        self.eval_env: Any = None
+
+    def _take(self, version: int, weights: dict | None) -> None:
+        """Act with the learner's weights of ``version`` (``weights``: None = kept)."""
+        if weights is not None and version != self.version:
+            self.agent.load_model_weights(weights)
+            self.version = version
 
     def ping(self) -> int:
         """This actor's process id (it is up)."""
@@ -133,9 +144,7 @@ class ActorWorker:
             ``obs (T, O)`` the observations after each step, ``action``, ``mu``, ``std``
             ``(T, A)``, ``reward``, ``terminated`` ``(T,)``, ``done``, ``version``.
         """
-        if weights is not None and version != self.version:
-            self.agent.load_model_weights(weights)
-            self.version = version
+        self._take(version, weights)
         start = None
         if self.obs is None:
             seed = int(self._episode_seeds.integers(2**31))
@@ -174,6 +183,24 @@ class ActorWorker:
             "done": done,
         }
 
+    def evaluate(
+        self, version: int, weights: dict | None, seeds: list[int], use_planner: bool
+    ) -> list[tuple[float, int]]:
+        """Return and length of one evaluation episode per reset seed (see
+        :func:`~boom_control.train.evaluate.run_episode`), on an environment of its own
+        (the training episode in progress is left as it is), with the weights of
+        ``version``."""
+        from boom_control.envs import make_env
+        from boom_control.train.checkpoint import stream_seed
+        from boom_control.train.evaluate import episode_stats
+
+        self._take(version, weights)
+        if self.eval_env is None:
+            seed = stream_seed(self.cfg.seed, 7, self.index)
+            self.eval_env = make_env(self.cfg.task, seed=seed, **self.cfg.task_options)
+        returns, lengths = episode_stats(self.agent, self.eval_env, seeds, use_planner)
+        return [(float(r), int(n)) for r, n in zip(returns, lengths, strict=True)]
+
 
 @dataclass
 class DistributedStats:
@@ -209,6 +236,7 @@ class Collector:
         self._pending: dict[Any, int] = {}
         self.stats = DistributedStats()
         self._weights_ref = None
+        self._published_at = -1  # the learner's update count at the last publication
         self.publish()
 
     # ---------------------------------------------------------------- weights
@@ -218,15 +246,22 @@ class Collector:
         state = {k: v.detach().to("cpu", copy=True) for k, v in agent.model.state_dict().items()}
         self._weights_ref = self.ray.put(state)
         self.stats.weights_version += 1
+        self._published_at = self.trainer.updates
+
+    def _weights_for(self, actor: int) -> tuple[int, Any]:
+        """The newest version and its weights if ``actor`` lacks them (else None); the
+        actor has them once the call they go with has run."""
+        version = self.stats.weights_version
+        weights = self._weights_ref if self._known[actor] != version else None
+        self._known[actor] = version
+        return version, weights
 
     def request(self, actor: int) -> None:
         """Ask ``actor`` for its next chunk, with the newest weights if it lacks them."""
-        version = self.stats.weights_version
-        weights = self._weights_ref if self._known[actor] != version else None
         random = self.trainer.step < self.trainer.phase_start + self.trainer.seed_steps
+        version, weights = self._weights_for(actor)
         ref = self.actors[actor].collect.remote(version, weights, random, self.cfg.chunk_steps)
         self._pending[ref] = actor
-        self._known[actor] = version
 
     @property
     def in_flight(self) -> list[int]:
@@ -284,6 +319,38 @@ class Collector:
         self._episode[actor] = (ret, length)
         self._last_obs[actor] = None if chunk["done"] else chunk["obs"][-1]
         return steps, [(ret, length)] if chunk["done"] else []
+
+    # ---------------------------------------------------------------- evaluation
+    def evaluate(self, seeds: list[int]) -> dict[str, float] | None:
+        """The trainer's evaluation (planner and policy alone, one episode per seed) run on
+        the actors with the learner's current weights: actor ``k`` runs seeds ``k, k + n,
+        ...``. Each actor first finishes the chunk it is collecting. Returns None (the
+        learner then evaluates itself) when an actor dies or fails meanwhile."""
+        from boom_control.train.evaluate import summarize_eval
+
+        if self._published_at != self.trainer.updates:
+            self.publish()  # evaluate the weights the learner has now
+        n = min(len(self.actors), len(seeds))
+        calls = {}
+        for use_planner in (True, False):
+            for k in range(n):
+                version, weights = self._weights_for(k)
+                ref = self.actors[k].evaluate.remote(version, weights, seeds[k::n], use_planner)
+                calls[ref] = (use_planner, k)
+        returns = {True: np.empty(len(seeds)), False: np.empty(len(seeds))}
+        failed = None
+        for ref, (use_planner, k) in calls.items():
+            try:
+                part = self.ray.get(ref)
+            except Exception as err:  # any failure: the learner evaluates
+                failed = failed or f"actor {k}: {type(err).__name__}: {err}".splitlines()[0]
+                self._known[k] = -1  # a restarted actor has none of the weights
+                continue
+            returns[use_planner][k::n] = [r for r, _ in part]
+        if failed is not None:
+            log.warning("evaluation on the actors failed (%s); evaluating here instead", failed)
+            return None
+        return summarize_eval(returns[True], returns[False])
 
     def close(self) -> None:
         for actor in self.actors:
@@ -381,7 +448,8 @@ def _eval_and_save(trainer, before: int, stop_at: float | None, signals, collect
     cfg = trainer.cfg
     crossed = lambda every: trainer.step // every > before // every  # noqa: E731
     if crossed(cfg.eval_freq) or trainer.step >= cfg.steps:
-        trainer.evaluate()
+        seeds = trainer.eval_seeds
+        trainer.evaluate(collector.evaluate(seeds) if cfg.eval_on_actors and seeds else None)
     late = stop_at is not None and time.monotonic() > stop_at
     stop = signals.requested or ("time_limit_minutes" if late else None)
     if stop or crossed(cfg.checkpoint_every) or trainer.step >= cfg.steps:

@@ -215,10 +215,16 @@ def evaluate_both(
     environment or several, see :func:`run_episodes`)."""
     planner = run_episodes(agent, envs, seeds, use_planner=True)
     policy = run_episodes(agent, envs, seeds, use_planner=False)
+    return summarize_eval(planner, policy)
+
+
+def summarize_eval(planner: np.ndarray, policy: np.ndarray) -> dict[str, float]:
+    """What an evaluation logs, from the returns with the planner and with the policy alone
+    (one per evaluation seed, ``(N,)`` each)."""
     return {
-        "episodes": len(seeds),
-        "planner_return_mean": float(planner.mean()),
-        "planner_return_std": float(planner.std()),
-        "policy_return_mean": float(policy.mean()),
-        "policy_return_std": float(policy.std()),
+        "episodes": len(planner),
+        "planner_return_mean": float(np.mean(planner)),
+        "planner_return_std": float(np.std(planner)),
+        "policy_return_mean": float(np.mean(policy)),
+        "policy_return_std": float(np.std(policy)),
     }

@@ -162,6 +162,9 @@ class Trainer:
         self.on_chunk: Callable[[Any, int], None] | None = None
         """With ``actors > 0``: called with the collector and the actor after each chunk
         (monitoring; see :func:`~boom_control.train.distributed.run_distributed`)."""
+        self.on_save: Callable[[Path], None] | None = None
+        """Called with the checkpoint's path after each :meth:`save` (a sweep on an object
+        store uploads the run folder)."""
 
     # ------------------------------------------------------------------ loop
     def run(self) -> bool:
@@ -423,9 +426,16 @@ class Trainer:
             self.obs = None  # the evaluation reset the session: a new training episode
         return True
 
-    def evaluate(self) -> dict[str, float]:
-        """Evaluate with the planner and the policy alone; log both."""
-        result = evaluate_both(self.agent, self._evaluation_envs(), self._eval_seeds)
+    @property
+    def eval_seeds(self) -> list[int]:
+        """The reset seeds of every evaluation's episodes (the same at each evaluation)."""
+        return list(self._eval_seeds)
+
+    def evaluate(self, result: dict[str, float] | None = None) -> dict[str, float]:
+        """Evaluate with the planner and the policy alone; log both (``result``: an
+        evaluation of the current weights run elsewhere, on the actors)."""
+        if result is None:
+            result = evaluate_both(self.agent, self._evaluation_envs(), self._eval_seeds)
         self.logger.log_eval(self.step, result)
         self.last_eval = result["planner_return_mean"]
         self.last_eval_result = result
@@ -488,6 +498,8 @@ class Trainer:
                 self.step,
             )
         log.info("checkpoint written: %s (step %d)", path, self.step)
+        if self.on_save is not None:
+            self.on_save(path)
         return path
 
     def resume(self) -> None:

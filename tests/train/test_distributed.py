@@ -13,7 +13,8 @@ import torch
 from boom_control.device import resolve_device
 from boom_control.errors import ConfigError
 from boom_control.train.config import load_train_config
-from boom_control.train.evaluate import eval_seeds
+from boom_control.train.distributed import Collector
+from boom_control.train.evaluate import eval_seeds, evaluate_both
 from boom_control.train.trainer import build_trainer
 
 pytest.importorskip("dm_control")
@@ -39,6 +40,8 @@ TINY = [
     "planner.num_pi_trajs=2",
     "planner.iterations=1",
     "agent.batch_size=16",
+    "planner.precision=fp32",
+    "agent.precision=fp32",
     "actors=2",
     "chunk_steps=25",
     "weights_every=20",
@@ -81,6 +84,29 @@ def test_a_killed_actor_is_restarted_and_training_goes_on(tmp_path):
     assert seen[0] <= 1 and seen[-1] > 10 and max(seen) >= stats.weights_version - 4
     rows = (tmp_path / "eval.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["0", "300", "600"]
+
+
+def test_evaluation_on_the_actors_equals_the_learners_own(tmp_path):
+    cfg = load_train_config([*TINY, f"run_dir={tmp_path}", "eval_episodes=3"])
+    assert cfg.eval_on_actors
+    with build_trainer(cfg, resolve_device("cpu")) as trainer:
+        with torch.no_grad():  # weights of their own, not the initial ones
+            for p in trainer.agent.model.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        trainer.updates += 1  # the collector publishes what the learner has now
+        collector = Collector(trainer)
+        try:
+            seeds = trainer.eval_seeds
+            on_actors = collector.evaluate(seeds)
+            here = evaluate_both(trainer.agent, trainer._evaluation_envs(), seeds)
+            assert on_actors is not None and on_actors["episodes"] == 3
+            for key, value in here.items():
+                assert on_actors[key] == pytest.approx(value, rel=1e-5, abs=1e-5), key
+            # an actor gone for good: the learner evaluates instead
+            ray.kill(collector.actors[1], no_restart=True)
+            assert collector.evaluate(seeds) is None
+        finally:
+            collector.close()
 
 
 def test_a_distributed_run_stops_with_a_checkpoint_and_resumes(tmp_path):

@@ -62,6 +62,8 @@ def learning_overrides(run_dir) -> list[str]:
         "planner.num_elites=16",
         "planner.num_pi_trajs=8",
         "planner.iterations=3",
+        "planner.precision=fp32",  # the margins below were measured in fp32
+        "agent.precision=fp32",
         "agent.batch_size=64",
     ]
 
