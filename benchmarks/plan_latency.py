@@ -28,6 +28,7 @@ from boom_control.envs import make_env
 from boom_control.model.config import ModelConfig
 from boom_control.model.world_model import WorldModel
 from boom_control.planner.backends import override_constants
+from boom_control.planner.bound_program import BoundProgram
 from boom_control.planner.config import PlannerConfig
 from boom_control.planner.mppi import plan
 from boom_control.profile.floor import FloorReplay, OnnxFloorReplay, stage_matmuls
@@ -70,6 +71,17 @@ def _runner(bundle: Bundle, name: str, bf16: bool, device: str, threads: int, se
         def run():
             with torch.no_grad():
                 plan(eager, z, state, consts, True, noise)
+
+        return run, consts
+    if name == "learner-onnx":  # the training agent's plan: one call over live weights
+        eager = bundle.eager_model("cpu").with_mish("fast")
+        consts = override_constants(bundle.plan_constants("cpu"), samples, iterations)
+        z, state, noise = eager.encode(obs), _zero_state(consts, "cpu"), _noise(consts, "cpu")
+        program = BoundProgram(eager, consts, max(1, threads))
+
+        def run():
+            with torch.no_grad():
+                program(z, state, noise)
 
         return run, consts
     if name.startswith("floor-"):  # the plan's multiplies alone (see profile/floor.py)
@@ -128,7 +140,8 @@ def bench_bundle(bundle: Bundle, settings, backends, threads, repeats, device) -
             floors = {k: float(np.percentile(times[k], 50)) for k in times if k.startswith("floor")}
             for k, (_, consts, dev) in runners.items():
                 p50 = float(np.percentile(times[k], 50))
-                floor = floors.get("floor-onnx" if k.startswith("onnx") else "floor-torch")
+                onnx = k.startswith(("onnx", "learner-onnx"))
+                floor = floors.get("floor-onnx" if onnx else "floor-torch")
                 row = {
                     "size": bundle.info.model.size,
                     "backend": k,
@@ -190,8 +203,9 @@ def main() -> None:
             "floor-torch", "floor-onnx",
         ],
         help="onnx: whole-plan programs on a CPU; onnx-stepped: the parts, iteration by "
-        "iteration; floor-torch / floor-onnx: the plan's matrix multiplies alone in torch / "
-        "ONNX Runtime (the floor each backend is compared with)",
+        "iteration; learner-onnx: the training agent's whole-plan program over live weights "
+        "(planner.program=onnx); floor-torch / floor-onnx: the plan's matrix multiplies alone "
+        "in torch / ONNX Runtime (the floor each backend is compared with)",
     )  # fmt: skip
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--device", default="cpu")

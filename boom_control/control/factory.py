@@ -27,6 +27,7 @@ def build_backend(
     bf16: bool = False,
     samples: int | None = None,
     iterations: int | None = None,
+    pi_trajs: int | None = None,
     whole_plan: bool = True,
 ) -> PlannerBackend:
     """A planner backend for ``bundle``.
@@ -37,7 +38,8 @@ def build_backend(
             :func:`boom_control.device.resolve_device`; asking for CUDA without one fails).
         threads: CPU threads for torch / ONNX Runtime (0 = leave the default).
         bf16: evaluation on a bf16 copy of the weights (torch and cudagraph backends).
-        samples, iterations: override the bundle's planner settings.
+        samples, iterations, pi_trajs: override the bundle's planner settings (policy
+            trajectories: see :func:`override_constants`).
         whole_plan: each plan is one program call per iteration count
             (:mod:`boom_control.planner.program`): onnx on a CPU, an ONNX Runtime session;
             cudagraph (fp32), one CUDA graph replay. False: iteration by iteration.
@@ -51,7 +53,7 @@ def build_backend(
         raise BackendError("--backend cudagraph needs a CUDA device; use --device cuda")
     if threads > 0:
         torch.set_num_threads(threads)
-    consts = override_constants(bundle.plan_constants(dev), samples, iterations)
+    consts = override_constants(bundle.plan_constants(dev), samples, iterations, pi_trajs)
     if bf16 and backend not in ("torch", "cudagraph"):
         raise BackendError("--bf16 needs --backend torch or cudagraph (the eager weights)")
     if backend in ("torch", "cudagraph"):

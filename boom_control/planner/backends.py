@@ -288,17 +288,24 @@ class CudaGraphBackend(PlannerBackend):
 
 
 def override_constants(
-    consts: PlanConstants, samples: int | None, iterations: int | None
+    consts: PlanConstants,
+    samples: int | None,
+    iterations: int | None,
+    pi_trajs: int | None = None,
 ) -> PlanConstants:
     """``consts`` with another number of samples and/or iterations (elites and policy
-    trajectories shrunk to fit)."""
+    trajectories shrunk to fit: at most half the samples each), or of policy trajectories
+    (``pi_trajs``, 1 .. samples - 1)."""
     n = samples or consts.num_samples
     if n < 4:
         raise ValueError(f"--samples must be >= 4, got {n}")
+    p = min(consts.num_pi_trajs, n // 2) if pi_trajs is None else pi_trajs
+    if not 1 <= p < n:
+        raise ValueError(f"policy trajectories must be between 1 and {n - 1}, got {p}")
     return dataclasses.replace(
         consts,
         num_samples=n,
-        num_pi_trajs=min(consts.num_pi_trajs, n // 2),
+        num_pi_trajs=p,
         num_elites=min(consts.num_elites, n // 2),
         iterations=iterations or consts.iterations,
     )

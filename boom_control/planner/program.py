@@ -51,7 +51,7 @@ from boom_control.planner.types import PlanState
 log = logging.getLogger(__name__)
 
 OPSET = 17
-PROGRAM_VERSION = 1
+PROGRAM_VERSION = 2
 """Part of every cached program's key: raise it when what a program computes or is named
 changes, so stale cache files are not read."""
 INPUTS = ("z", "mean", "valid", "pi_traj", "samples", "value_pi", "heads", "select", "explore")
