@@ -9,6 +9,7 @@ for actors > 0 the rate per actor. Settings run one after another.
 
     python benchmarks/distributed_speed.py --seconds 240 \
         --out benchmarks/results/distributed_speed.json
+    python benchmarks/distributed_speed.py --device cuda --actors 0 4 8 12   # GPU learner
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from boom_control.train.config import load_train_config
 from boom_control.train.trainer import build_trainer
 
 
-def measure(actors: int, seconds: float, extra: list[str], tmp: Path) -> dict:
+def measure(actors: int, seconds: float, extra: list[str], tmp: Path, device: str = "cpu") -> dict:
     """Train for ``seconds`` and return the rates between the first and the last ``train``
     log rows (the learning phase only: the seed phase and its pretraining are left out)."""
     torch.set_num_threads(1)
@@ -35,7 +36,7 @@ def measure(actors: int, seconds: float, extra: list[str], tmp: Path) -> dict:
         [
             "task=dmc:humanoid-walk",
             "size=1M",
-            "device=cpu",
+            f"device={device}",
             "steps=1000000",
             "seed_steps=100",
             "eval_at_start=false",
@@ -50,7 +51,7 @@ def measure(actors: int, seconds: float, extra: list[str], tmp: Path) -> dict:
             *extra,
         ]
     )
-    with build_trainer(cfg, resolve_device("cpu")) as trainer:
+    with build_trainer(cfg, resolve_device(device)) as trainer:
         trainer.run()
     with (run_dir / "log.csv").open() as f:
         rows = [r for r in csv.DictReader(f) if r["group"] == "train" and r["name"] == "updates"]
@@ -84,12 +85,17 @@ def main() -> None:
     ap.add_argument("--actors", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--seconds", type=float, default=120.0)
     ap.add_argument("--set", nargs="*", default=[], help="more key=value overrides")
+    ap.add_argument(
+        "--device", default="cpu", help="the learner's device (cuda: updates on the GPU); "
+        "actors always act on one CPU core each",
+    )  # fmt: skip
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for actors in args.actors:
-            row = measure(actors, args.seconds, args.set, Path(tmp))
+            row = measure(actors, args.seconds, args.set, Path(tmp), args.device)
+            row["device"] = args.device
             rows.append(row)
             print(
                 f"actors {actors}: {row['steps']} steps, {row['updates']:.0f} updates in "
