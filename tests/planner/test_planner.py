@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from boom_control.model.config import ModelConfig
 from boom_control.model.ops import make_bins, two_hot
 from boom_control.model.world_model import WorldModel
+from boom_control.planner.backends import override_constants
 from boom_control.planner.config import PlannerConfig
 from boom_control.planner.mppi import (
     PlanConstants,
@@ -161,3 +163,16 @@ def test_advance_shifts_the_warm_start_by_elapsed_steps():
     assert bool(advance(state, 2).valid)
     gone = advance(state, 3)
     assert not bool(gone.valid) and not gone.mean.any()
+
+
+def test_override_constants_shrinks_or_sets_the_policy_trajectories():
+    consts = _consts(num_samples=512, num_pi_trajs=24, num_elites=64)
+    small = override_constants(consts, 16, 1)
+    assert (small.num_samples, small.num_pi_trajs, small.num_elites, small.iterations) == (
+        16, 8, 8, 1,
+    )  # fmt: skip
+    assert override_constants(consts, 16, None, pi_trajs=2).num_pi_trajs == 2
+    assert override_constants(consts, None, None).num_pi_trajs == 24
+    for bad in (0, 16):
+        with pytest.raises(ValueError, match="policy trajectories"):
+            override_constants(consts, 16, None, pi_trajs=bad)
