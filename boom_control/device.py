@@ -4,7 +4,6 @@ compilation."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import os
 import shutil
@@ -83,20 +82,17 @@ minutes torch.compile takes up front are then a few percent of the run at most."
 def resolve_compile(value: bool | str, steps: int | None, device: torch.device) -> bool:
     """Whether to torch.compile: ``value`` when true or false; ``'auto'`` = a training run
     of at least :data:`COMPILE_MIN_STEPS` steps (``steps``; None: not a training run) on a
-    device inductor can compile for (a C++ compiler on a CPU, Triton on CUDA)."""
+    CPU with a C++ compiler for inductor's kernels. On CUDA ``'auto'`` leaves it off: the
+    CUDA graphs on by default there already remove the launch overhead (``true`` still
+    compiles)."""
     if value != "auto":
         return bool(value)
-    if steps is None or steps < COMPILE_MIN_STEPS:
+    if steps is None or steps < COMPILE_MIN_STEPS or torch.device(device).type != "cpu":
         return False
-    device = torch.device(device)
-    if device.type == "cpu":
-        compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
-        if not compiler:
-            log.info("compile=auto: no C++ compiler found, so not compiling")
-        return bool(compiler)
-    if device.type == "cuda":
-        return importlib.util.find_spec("triton") is not None
-    return False
+    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    if not compiler:
+        log.info("compile=auto: no C++ compiler found, so not compiling")
+    return bool(compiler)
 
 
 def describe_device(device: torch.device) -> str:

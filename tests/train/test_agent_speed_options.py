@@ -319,3 +319,23 @@ def test_cpu_without_bf16_instructions_is_not_native(monkeypatch):
     assert devices.native_bf16(CPU)  # AMX tiles multiply bf16 too
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     assert not devices.native_bf16(CPU)
+
+
+def test_compile_auto_compiles_long_cpu_runs_only(monkeypatch):
+    from boom_control.device import COMPILE_MIN_STEPS, resolve_compile
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_compile(True, None, cpu) and not resolve_compile(False, 10**9, cpu)
+    monkeypatch.setenv("CXX", "c++")
+    assert resolve_compile("auto", COMPILE_MIN_STEPS, cpu)
+    assert not resolve_compile("auto", COMPILE_MIN_STEPS - 1, cpu)
+    assert not resolve_compile("auto", None, cpu)  # an agent that only acts
+    assert not resolve_compile("auto", 10**9, cuda)  # CUDA graphs do that job there
+    monkeypatch.delenv("CXX")
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    assert not resolve_compile("auto", 10**9, cpu)  # no C++ compiler: eager
+    with pytest.raises(ValueError, match="agent.compile"):
+        AgentConfig(compile="yes")
+    plan, learn = PlannerConfig(compile="auto"), AgentConfig(compile="auto")
+    agent = Agent(5, 3, 100, TINY, plan, learn, torch.device("cpu"))  # not training
+    assert agent.planner_cfg.compile is False and agent.agent_cfg.compile is False
