@@ -18,11 +18,7 @@ Shapes: H horizon, A action dim, L latent dim.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import logging
-import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,16 +29,13 @@ from boom_control.errors import BackendError
 from boom_control.planner.mppi import PlanConstants, PlanNoise
 from boom_control.planner.program import (
     INPUTS,
-    OPSET,
     OUTPUTS,
-    PROGRAM_VERSION,
-    PlanProgram,
     cache_dir,
-    example_inputs,
+    export_program,
+    open_program,
+    program_digest,
 )
 from boom_control.planner.types import PlanState
-
-log = logging.getLogger(__name__)
 
 PREFIX = "model."
 """Graph inputs named after the program module's parameters: ``model.<parameter name>``."""
@@ -55,41 +48,13 @@ def _architecture_key(model: nn.Module, consts: PlanConstants) -> str:
     h.update(f"{type(model).__qualname__}/{getattr(model, 'cfg', None)!r}".encode())
     for name, t in sorted(model.state_dict().items()):
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
-    fields = dataclasses.asdict(consts)
-    fields["discounts"] = consts.discounts.tolist()
-    h.update(repr(sorted(fields.items())).encode())
-    h.update(f"bound/{PROGRAM_VERSION}/{OPSET}/{torch.__version__}/{INPUTS}/{OUTPUTS}".encode())
-    return h.hexdigest()[:24]
+    return program_digest(h, consts, consts.iterations, kind="bound")
 
 
 def export_bound(model: nn.Module, consts: PlanConstants, path: Path) -> None:
-    """Write the ``consts.iterations``-iteration plan of ``model`` to ``path`` as ONNX with
-    its parameters and buffers as graph inputs (no constant folding, so every weight input
-    is a tensor of the model, byte for byte)."""
-    k = consts.iterations
-    modes = {m: m.training for m in model.modules()}
-    program = PlanProgram(model, consts, k).eval()
-    inputs = example_inputs(consts, k, int(model.cfg.latent_dim))
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer notes on Python ints in the unrolled plan
-            torch.onnx.export(
-                program,
-                inputs,
-                str(tmp),
-                opset_version=OPSET,
-                dynamo=False,
-                export_params=False,
-                do_constant_folding=False,
-                input_names=list(INPUTS),
-                output_names=list(OUTPUTS),
-            )
-        tmp.replace(path)  # whole or nothing: a reader never sees a half-written program
-    finally:
-        for m, training in modes.items():  # the learner's modes are its own business
-            m.train(training)
-        tmp.unlink(missing_ok=True)
+    """Write the whole plan of ``model`` (``consts.iterations`` iterations) to ``path`` with
+    its parameters and buffers as graph inputs."""
+    export_program(model, consts, consts.iterations, path, weights_as_inputs=True)
 
 
 class BoundProgram:
@@ -111,20 +76,12 @@ class BoundProgram:
             raise BackendError("a bound ONNX plan program needs the model on the CPU")
         self.model, self.consts = model, consts
         path = cache_dir() / f"bound-{_architecture_key(model, consts)}.onnx"
-        if not path.is_file():
-            log.info("exporting the plan program (weights as inputs) to %s", path)
-            export_bound(model, consts, path)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as err:  # a damaged cache file: export it again
-            log.warning("plan program %s unreadable (%s); exporting it again", path, err)
-            export_bound(model, consts, path)
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = open_program(path, lambda p: export_bound(model, consts, p), opts)
         names = [i.name for i in self.session.get_inputs()]
         self._inputs = [n for n in names if n in INPUTS]
         self._weights = [n for n in names if n not in INPUTS]

@@ -121,30 +121,71 @@ def _key(model: nn.Module, consts: PlanConstants, k: int) -> str:
     for name, t in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return program_digest(h, consts, k)
+
+
+def program_digest(h, consts: PlanConstants, k: int, kind: str = "baked") -> str:
+    """Finish the cache key ``h`` (a hashlib object holding what the model contributes)
+    with the planner constants, ``k``, the kind of program and the exporter's versions."""
     fields = dataclasses.asdict(consts)
     fields["discounts"] = consts.discounts.tolist()
     h.update(repr(sorted(fields.items())).encode())
-    h.update(f"{k}/{PROGRAM_VERSION}/{OPSET}/{torch.__version__}/{INPUTS}/{OUTPUTS}".encode())
+    h.update(
+        f"{kind}/{k}/{PROGRAM_VERSION}/{OPSET}/{torch.__version__}/{INPUTS}/{OUTPUTS}".encode()
+    )
     return h.hexdigest()[:24]
 
 
-def export_program(model: nn.Module, consts: PlanConstants, k: int, path: Path) -> None:
-    """Write the ``k``-iteration program of ``model`` (on the CPU) to ``path`` as ONNX."""
+def export_program(
+    model: nn.Module, consts: PlanConstants, k: int, path: Path, weights_as_inputs: bool = False
+) -> None:
+    """Write the ``k``-iteration program of ``model`` (on the CPU) to ``path`` as ONNX.
+
+    ``weights_as_inputs``: the model's parameters and buffers become graph inputs named
+    ``model.<name>`` (no constant folding, so each such input is a tensor of the model byte
+    for byte) instead of weights baked into the graph. The model's train/eval modes are
+    left as they were.
+    """
+    modes = {m: m.training for m in model.modules()}
     program = PlanProgram(model, consts, k).eval()
     inputs = example_inputs(consts, k, int(model.cfg.latent_dim))
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer notes on Python ints in the unrolled plan
-        torch.onnx.export(
-            program,
-            inputs,
-            str(tmp),
-            opset_version=OPSET,
-            dynamo=False,
-            input_names=list(INPUTS),
-            output_names=list(OUTPUTS),
-        )
-    tmp.replace(path)  # whole or nothing: a reader never sees a half-written program
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notes on Python ints in the unrolled plan
+            torch.onnx.export(
+                program,
+                inputs,
+                str(tmp),
+                opset_version=OPSET,
+                dynamo=False,
+                export_params=not weights_as_inputs,
+                do_constant_folding=not weights_as_inputs,
+                input_names=list(INPUTS),
+                output_names=list(OUTPUTS),
+            )
+        tmp.replace(path)  # whole or nothing: a reader never sees a half-written program
+    finally:
+        for m, training in modes.items():
+            m.train(training)
+        tmp.unlink(missing_ok=True)
+
+
+def open_program(path: Path, export, opts):
+    """An ONNX Runtime (CPU) session of the cached program ``path``, written by
+    ``export(path)`` first when it is not there, and again when the file is damaged."""
+    import onnxruntime as ort
+
+    if not path.is_file():
+        log.info("exporting the plan program %s", path)
+        export(path)
+    cpu = ["CPUExecutionProvider"]
+    try:
+        return ort.InferenceSession(str(path), opts, providers=cpu)
+    except Exception as err:  # a damaged cache file: export it again
+        log.warning("plan program %s unreadable (%s); exporting it again", path, err)
+        export(path)
+        return ort.InferenceSession(str(path), opts, providers=cpu)
 
 
 def example_inputs(consts: PlanConstants, k: int, latent: int) -> tuple[torch.Tensor, ...]:
@@ -200,16 +241,7 @@ class OnnxPrograms:
         if self._folder is None:
             self._folder = cache_dir()
         path = self._folder / f"plan-{_key(self.model, consts, k)}.onnx"
-        if not path.is_file():
-            log.info("exporting the %d-iteration plan program to %s", k, path)
-            export_program(self.model, consts, k, path)
-        cpu = ["CPUExecutionProvider"]
-        try:
-            sess = ort.InferenceSession(str(path), opts, providers=cpu)
-        except Exception as err:  # a damaged cache file: export it again
-            log.warning("plan program %s unreadable (%s); exporting it again", path, err)
-            export_program(self.model, consts, k, path)
-            sess = ort.InferenceSession(str(path), opts, providers=cpu)
+        sess = open_program(path, lambda p: export_program(self.model, consts, k, p), opts)
         self._sessions[k] = sess
         self._names[k] = [i.name for i in sess.get_inputs()]
         return sess

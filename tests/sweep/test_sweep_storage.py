@@ -10,6 +10,7 @@ import socket
 
 import pytest
 from click.testing import CliRunner
+from test_sweep import TINY  # the tiny runs of the local sweep's test
 
 from boom_control.cli import cli
 from boom_control.errors import ConfigError
@@ -78,27 +79,6 @@ def s3_bucket(monkeypatch):
         server.stop()
 
 
-TINY = [
-    "task_options={episode_length: 40}",
-    "steps=120",
-    "seed_steps=60",
-    "eval_freq=60",
-    "eval_episodes=1",
-    "checkpoint_every=60",
-    "log_every=40",
-    "model.enc_dim=32",
-    "model.mlp_dim=32",
-    "model.latent_dim=16",
-    "model.num_q=2",
-    "planner.num_samples=16",
-    "planner.num_elites=4",
-    "planner.num_pi_trajs=2",
-    "planner.iterations=1",
-    "agent.batch_size=16",
-    "log_tensorboard=false",
-]
-
-
 def test_a_sweep_on_s3_resumes_from_uploaded_checkpoints_and_reports_there(s3_bucket):
     pytest.importorskip("ray")
     pytest.importorskip("dm_control")
@@ -118,7 +98,7 @@ def test_a_sweep_on_s3_resumes_from_uploaded_checkpoints_and_reports_there(s3_bu
     assert second.output.count("resume   ") == 2 and second.output.count("finished ") == 2
     with s3.open_input_stream("sweeps/cmp/report.json") as f:
         report = json.loads(f.read())
-    assert report["cells"][0]["seeds"] == 2 and report["cells"][0]["step"] == 120
+    assert report["cells"][0]["seeds"] == 2 and report["cells"][0]["step"] == 160
     with s3.open_input_stream("sweeps/cmp/dmc-cartpole-swingup/base/s1/result.json") as f:
         assert json.loads(f.read())["finished"]
     third = CliRunner().invoke(cli, [*args, "--no-report"])
