@@ -24,6 +24,7 @@ import torch
 from boom_control.bundle.load import Bundle, load_bundle
 from boom_control.config import config_dir, read_preset
 from boom_control.control.factory import build_backend
+from boom_control.device import hardware_name
 from boom_control.envs import make_env
 from boom_control.model.config import ModelConfig
 from boom_control.model.world_model import WorldModel
@@ -209,14 +210,19 @@ def main() -> None:
     )  # fmt: skip
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="leave out the eager CPU planner every row is compared with (slow at large "
+        "sizes; the speed-up column is then empty)",
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     settings = [
         (None, None) if s == "full" else tuple(int(x) for x in s.split("x")) for s in args.settings
     ]
-    backends = [("reference", False)] + [
-        (b.split("+")[0], b.endswith("+bf16")) for b in args.backends
-    ]
+    backends = [] if args.no_reference else [("reference", False)]
+    backends += [(b.split("+")[0], b.endswith("+bf16")) for b in args.backends]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
@@ -226,7 +232,10 @@ def main() -> None:
                 bundle, settings, backends, args.threads, args.repeats, args.device
             )
     if args.out:
-        args.out.write_text(json.dumps({"task": args.task, "rows": rows}, indent=2) + "\n")
+        meta = {"hardware": hardware_name(torch.device(args.device)), "torch": torch.__version__}
+        args.out.write_text(
+            json.dumps({"task": args.task, "meta": meta, "rows": rows}, indent=2) + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -235,14 +235,27 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3, help="repetitions per part and round")
     parser.add_argument("--quick", action="store_true", help="2 rounds of 2 repetitions")
     parser.add_argument("--no-gpu", action="store_true", help="skip the GPU rows")
+    parser.add_argument(
+        "--devices",
+        nargs="+",
+        choices=["cpu", "cuda"],
+        default=None,
+        help="where to train (default: cpu, and cuda when there is one; cuda rows use the "
+        "largest --threads)",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/bench/train_speed.json"))
     parser.add_argument("--append", action="store_true", help="add the rows to --out's rows")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.reps = 2, 2
 
-    runs = [("cpu", t) for t in args.threads]
-    if torch.cuda.is_available() and not args.no_gpu:
+    devices = args.devices or ["cpu"] + (
+        ["cuda"] if torch.cuda.is_available() and not args.no_gpu else []
+    )
+    if "cuda" in devices and not torch.cuda.is_available():
+        parser.error("--devices cuda: no CUDA device here")
+    runs = [("cpu", t) for t in args.threads] if "cpu" in devices else []
+    if "cuda" in devices:
         runs.append(("cuda", max(args.threads)))
     print(HEADER, flush=True)
     rows = []

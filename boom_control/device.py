@@ -102,6 +102,23 @@ def describe_device(device: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
+def hardware_name(device: torch.device) -> str:
+    """The card's or processor's name, for figures (``NVIDIA H200``, ``AMD EPYC 9R14 (2
+    cores)``)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            models = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
+        name = models[0] if models else name
+    except OSError:
+        pass
+    return f"{name} ({usable_cpus()} cores)"
+
+
 def precision_context(
     precision: str, device: torch.device, cache: bool = True
 ) -> Callable[[], contextlib.AbstractContextManager]:

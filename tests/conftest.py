@@ -7,6 +7,19 @@ import pytest
 TINY_BUNDLE_TASK = "h1:stand"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` run on a CUDA device and are skipped, with the reason, without
+    one (``pytest -m gpu`` selects them all: ``benchmarks/gpu_suite.py`` runs them)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _plan_program_cache(tmp_path_factory):
     """Plan programs exported by the tests go to a temporary cache, not the user's."""

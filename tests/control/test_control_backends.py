@@ -89,7 +89,6 @@ def test_overrides_and_device_errors(random_bundle):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", ["torch", "cudagraph", "onnx"])
 def test_gpu_backends_match_cpu(random_bundle, obs, name):
     if name == "onnx":

@@ -26,7 +26,6 @@ from boom_control.train.config import AgentConfig
 
 TINY = ModelConfig(enc_dim=32, mlp_dim=32, latent_dim=16, num_q=2)
 PLAN = PlannerConfig(num_samples=64, num_elites=8, num_pi_trajs=8, iterations=3)
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
 def test_static_graph_refuses_cpu_tensors():
@@ -63,7 +62,7 @@ def test_cuda_graph_option_is_ignored_on_cpu():
     assert action.shape == (3,) and np.all(np.abs(action) <= 1)
 
 
-@needs_cuda
+@pytest.mark.gpu
 def test_graphed_plan_equals_eager_and_sees_new_weights():
     dev = torch.device("cuda")
     torch.manual_seed(0)
@@ -83,14 +82,20 @@ def test_graphed_plan_equals_eager_and_sees_new_weights():
                 p.mul_(0.9).add_(0.01)
 
 
-@needs_cuda
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_agent_cuda_graph_acts_like_eager_through_updates(precision):
+@pytest.mark.gpu
+@pytest.mark.parametrize(
+    ("precision", "compiled"), [("fp32", False), ("bf16", False), ("fp32", True)]
+)
+def test_agent_cuda_graph_acts_like_eager_through_updates(precision, compiled):
+    """CUDA graphs of the iteration (compiled with torch.compile too, when ``compiled``)
+    act like the eager planner, also after in-place weight updates."""
     dev = torch.device("cuda")
     agents = []
     for graph in (False, True):
         torch.manual_seed(0)
-        cfg = dataclasses.replace(PLAN, cuda_graph=graph, precision=precision)
+        cfg = dataclasses.replace(
+            PLAN, cuda_graph=graph, precision=precision, compile=graph and compiled
+        )
         agents.append(Agent(5, 3, 100, TINY, cfg, AgentConfig(batch_size=16), dev))
     eager, graphed = agents
     graphed.load_state_dict(eager.state_dict())
@@ -102,7 +107,7 @@ def test_agent_cuda_graph_acts_like_eager_through_updates(precision):
             g = torch.Generator(dev).manual_seed(step)
             outs.append(agent.act(obs, agent.initial_plan_state(), eval_mode=False, generator=g))
         for a, b in zip(outs[0][:3], outs[1][:3], strict=True):
-            np.testing.assert_allclose(a, b, atol=1e-5)
+            np.testing.assert_allclose(a, b, atol=1e-4 if compiled else 1e-5)
         with torch.no_grad():
             for agent in agents:  # the same in-place change an optimiser step makes
                 for p in agent.model.parameters():

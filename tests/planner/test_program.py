@@ -109,7 +109,7 @@ def test_anytime_runs_the_largest_program_that_fits(random_bundle, cache):
         assert probe.iterations == 1 and probe.action is not None and tracker.starved == 0
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.gpu
 def test_cuda_graph_programs_plan_like_the_stepped_planner(random_bundle):
     bundle = load_bundle(random_bundle)
     whole = build_backend(bundle, "cudagraph", "cuda", iterations=3)

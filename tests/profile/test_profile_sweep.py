@@ -88,7 +88,7 @@ def test_explicit_subcommand_and_bf16_on_torch(random_bundle, tmp_path):
     assert bad.exit_code != 0 and "offers fp32" in bad.output
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.gpu
 def test_gpu_sweep_synchronises(random_bundle, tmp_path):
     clock = make_clock(torch.device("cuda"))
     x = torch.randn(2048, 2048, device="cuda")

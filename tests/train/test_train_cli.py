@@ -90,6 +90,23 @@ def test_train_eval_plot_end_to_end(tmp_path):
     assert load_checkpoint(run_dir / "checkpoints" / "latest.pt")["step"] == 130
 
 
+@pytest.mark.gpu
+def test_train_on_cuda_with_the_default_speed_settings(tmp_path):
+    """The defaults on a GPU: auto precision (bf16 there), CUDA graphs, overlap off; the run
+    trains, evaluates and checkpoints, and what it saved plans on the CPU."""
+    run_dir = tmp_path / "run"
+    args = [a for a in TINY if not a.startswith("device=")]
+    result = CliRunner().invoke(cli, ["train", *args, "device=cuda", f"run_dir={run_dir}"])
+    assert result.exit_code == 0, result.output
+    assert "device: cuda" in result.output
+    state = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+    assert state["step"] == 120
+    latest = str(run_dir / "checkpoints" / "latest.pt")
+    result = CliRunner().invoke(cli, ["eval", latest, "--episodes", "1", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "planner:" in result.output
+
+
 def test_print_config_shows_the_resolved_config_and_trains_nothing(tmp_path):
     import yaml
 
