@@ -3,6 +3,7 @@ planner's choice of how many iterations fit."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -107,6 +108,30 @@ def test_anytime_runs_the_largest_program_that_fits(random_bundle, cache):
             assert plan_anytime(whole, _job(whole, bundle.obs_dim, 1.0), tracker).action is None
         probe = plan_anytime(whole, _job(whole, bundle.obs_dim, 1.0), tracker)
         assert probe.iterations == 1 and probe.action is not None and tracker.starved == 0
+
+
+@pytest.mark.parametrize("terminates", [False, True])
+def test_a_whole_plan_traces_as_one_graph_so_a_cuda_graph_can_capture_it(random_bundle, terminates):
+    """What a CUDA graph cannot hold (a host synchronisation such as ``.item()``, Python
+    control flow on a tensor's value) breaks a dynamo trace too: the whole plan, as
+    ``GraphPrograms`` captures it, traces on a CPU as one graph without a break."""
+    from boom_control.planner.program import whole_plan
+    from boom_control.planner.types import PlanState
+
+    bundle = load_bundle(random_bundle)
+    b = build_backend(bundle, "torch", "cpu", samples=32, iterations=2)
+    consts = dataclasses.replace(b.consts, terminates=terminates)
+    z = b.encode(torch.zeros(1, bundle.obs_dim))
+    noise = b.draw_noise(torch.Generator().manual_seed(0))
+    state = initial_state(consts, b.device)
+
+    def plan(z, mean, valid, noise):
+        return whole_plan(b.model, consts, z, PlanState(mean, valid), noise, 2)
+
+    torch._dynamo.reset()
+    with torch.inference_mode():
+        explained = torch._dynamo.explain(plan)(z, state.mean, state.valid, noise)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
 
 
 @pytest.mark.gpu
