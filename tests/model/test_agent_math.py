@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
+import onnx
 import pytest
 import torch
+import torch.nn.functional as F
 
 from boom_control.model.ops import (
     dropout_keep,
@@ -63,6 +65,39 @@ def test_simnorm_groups_sum_to_one():
     y = simnorm(x, 8)
     assert y.shape == x.shape and (y >= 0).all()
     torch.testing.assert_close(y.view(3, 5, 8, 8).sum(-1), torch.ones(3, 5, 8))
+
+
+def test_simnorm_is_the_grouped_softmax_in_value_gradient_and_dtype():
+    def grouped_softmax(x):
+        return F.softmax(x.reshape(*x.shape[:-1], -1, 8), dim=-1).reshape(x.shape)
+
+    x = (torch.randn(7, 64, dtype=torch.float64) * 30).requires_grad_()
+    x.data[0, :8] = torch.tensor([1e4, -1e4, 0, 0, 0, 0, 0, 1e4])  # far apart, tied peaks
+    y, ref = simnorm(x.float(), 8), grouped_softmax(x)
+    torch.testing.assert_close(y.double(), ref, atol=1e-6, rtol=0)
+    w = torch.randn(7, 64, dtype=torch.float64)
+    (gx,) = torch.autograd.grad((simnorm(x, 8) * w).sum(), x)
+    (gref,) = torch.autograd.grad((grouped_softmax(x) * w).sum(), x)
+    torch.testing.assert_close(gx, gref, atol=1e-9, rtol=1e-9)
+    half = x.detach().bfloat16()
+    assert simnorm(half, 8).dtype == torch.bfloat16
+    torch.testing.assert_close(
+        simnorm(half, 8).float(), grouped_softmax(half.float()), atol=4e-3, rtol=0
+    )
+    assert simnorm(torch.zeros(0, 16), 8).shape == (0, 16)
+
+
+def test_simnorm_exports_as_one_softmax():
+    import io
+
+    class Norm(torch.nn.Module):
+        def forward(self, x):
+            return simnorm(x, 8)
+
+    f = io.BytesIO()
+    torch.onnx.export(Norm(), (torch.randn(2, 16),), f, dynamo=False)
+    ops = [n.op_type for n in onnx.load_from_string(f.getvalue()).graph.node]
+    assert ops.count("Softmax") == 1 and "MaxPool" not in ops
 
 
 def test_gaussian_log_prob_scaled_form():
