@@ -87,6 +87,7 @@ def test_simnorm_is_the_grouped_softmax_in_value_gradient_and_dtype():
     assert simnorm(torch.zeros(0, 16), 8).shape == (0, 16)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the exporter the bundles use
 def test_simnorm_exports_as_one_softmax():
     import io
 
