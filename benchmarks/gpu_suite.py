@@ -307,7 +307,7 @@ class Suite:
         demo = demo_figures(telemetry)
         value = (
             f"{demo['planned']:,} of {demo['ticks']:,} ({100 * demo['planned_share']:.2f}%), "
-            f"plan p99 {demo['plan_p99_ms']:.2f} ms, {demo['late_sends']} late sends"
+            f"plan p99 {_ms(demo['plan_p99_ms'])}, {demo['late_sends']} late sends"
         )
         target = f">= {100 * DEMO_PLANNED_SHARE:g}%"
         check = ("demo: ticks MPPI acted on", value, target, _met(demo["met"]))
@@ -326,6 +326,10 @@ class Suite:
             return {**run, "status": "no results (see log_tail)"}
         rows = json.loads(out.read_text())["rows"]
         return {**run, "status": "ok" if run["returncode"] == 0 else "failed", "rows": rows}
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} ms"
 
 
 def _met(met: bool | None) -> str:
