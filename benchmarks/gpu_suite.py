@@ -29,7 +29,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -200,12 +199,6 @@ def demo_figures(telemetry: Path) -> dict:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Suite:
     """The steps, their caps within the whole run's budget, and the results file."""
 
@@ -292,13 +285,15 @@ class Suite:
         return {**run, "status": status, "rows": rows, "targets": targets, "checks": checks}
 
     def step_demo(self, cap: float) -> dict:
+        from sim_bridge.testing import free_tcp_port
+
         folder = self.work / "demo"
         telemetry = folder / "control.jsonl"
         telemetry.unlink(missing_ok=True)
         cmd = self._py(
             "-m", "boom_control", "demo", "--device", self.args.device, "--no-render",
             "--seconds", f"{self.args.demo_seconds:g}", "--out", str(folder),
-            "--port", str(_free_port()), "--fit-seconds", "10" if self.args.quick else "30",
+            "--port", str(free_tcp_port()), "--fit-seconds", "10" if self.args.quick else "30",
         )  # fmt: skip
         run = run_step(cmd, self.work / "demo.log", cap)
         if not telemetry.is_file():

@@ -6,7 +6,7 @@ observation, one after the other, repetition by repetition, so a shared machine'
 and speed fall on all of them alike: ratios from one run are what the planner's targets
 are stated in (``<= 0.5x`` the official plan at the same threads).
 
-The official agent's constructor places everything on ``cuda:0``; on a CPU its planner is
+The official agent's constructor only builds on a GPU; on a CPU its planner is
 assembled from its own parts instead (its ``WorldModel`` on the CPU, its discount rule, a
 zero warm start) and its ``_plan`` method is called on that object unchanged. Its
 dependencies: ``tensordict`` (``pip install tensordict``).

@@ -23,11 +23,16 @@ from sim_bridge.client import BridgeClient
 from sim_bridge.server import Backend, BridgeServer, ServerConfig
 
 
-def free_tcp_endpoint() -> str:
-    """``tcp://127.0.0.1:PORT`` with a port that was free a moment ago."""
+def free_tcp_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+        return s.getsockname()[1]
+
+
+def free_tcp_endpoint() -> str:
+    """``tcp://127.0.0.1:PORT`` with a port that was free a moment ago."""
+    return f"tcp://127.0.0.1:{free_tcp_port()}"
 
 
 def wait_ready(endpoint: str, timeout: float = 30.0) -> None:

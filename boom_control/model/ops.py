@@ -91,8 +91,8 @@ def simnorm(x: torch.Tensor, group: int) -> torch.Tensor:
 
     On a CPU it is computed as ``exp(x - peak) / sum`` (half types in float32) with each
     group's peak from one pooling pass: torch's softmax over rows of 8 costs ~4x that there
-    (1 thread, 512 x 512: 5.2 ms against 1.2 ms). The same function to float rounding (~1e-7); the
-    peaks only shift each group, so they carry no gradient. ONNX exports and GPUs keep
+    (1 thread, 512 x 512: 5.2 ms against 1.2 ms). The same function to float rounding
+    (~1e-7); the peaks only shift each group, so they carry no gradient. ONNX exports and GPUs keep
     the single softmax kernel (ONNX Runtime's is the quicker one there; on a GPU one
     kernel beats five launches).
 

@@ -4,7 +4,6 @@ in real time, clean shutdown, complete telemetry, return and latency report."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 
@@ -12,12 +11,7 @@ import pytest
 
 from boom_control.cli.demo import FIT_MARGIN
 from boom_control.telemetry import read_telemetry
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from sim_bridge.testing import free_tcp_port
 
 
 def test_demo_runs_sim_control_and_report(random_bundle, tmp_path):
@@ -39,7 +33,7 @@ def test_demo_runs_sim_control_and_report(random_bundle, tmp_path):
             "--fit-seconds",
             "5",
             "--port",
-            str(_free_port()),
+            str(free_tcp_port()),
         ],
         capture_output=True,
         text=True,

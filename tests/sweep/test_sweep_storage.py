@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 
 import pytest
 from click.testing import CliRunner
@@ -15,6 +14,7 @@ from test_sweep import TINY  # the tiny runs of the local sweep's test
 from boom_control.cli import cli
 from boom_control.errors import ConfigError
 from boom_control.sweep.storage import RemoteFolder, is_uri, mirror_dir
+from sim_bridge.testing import free_tcp_port
 
 pytest.importorskip("pyarrow")
 
@@ -49,12 +49,6 @@ def test_push_uploads_what_changed_and_pull_skips_checkpoints(tmp_path):
     assert (local / "checkpoints" / "latest.pt").read_bytes() == b"weights" * 1000
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def s3_bucket(monkeypatch):
     """A local S3 endpoint (moto's server) with an empty bucket; yields the sweep URI."""
@@ -67,7 +61,7 @@ def s3_bucket(monkeypatch):
         ("AWS_DEFAULT_REGION", "us-east-1"),
     ):
         monkeypatch.setenv(key, value)
-    port = _free_port()
+    port = free_tcp_port()
     server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
